@@ -1,0 +1,121 @@
+//! The AWS SDK configuration: region, endpoint overrides, credentials, retries and timeouts; and the
+//! translation of SDK errors into ours.
+
+use crate::error::Error;
+use aws_config::BehaviorVersion;
+use aws_config::Region;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::RequestId;
+use std::time::Duration;
+
+/// The clients a deploy uses.
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub beanstalk: aws_sdk_elasticbeanstalk::Client,
+}
+
+/// Loads the SDK configuration for `region` and builds the clients. Makes no request: credentials
+/// are resolved on first use.
+pub async fn clients(region: &str, var: &dyn Fn(&str) -> Option<String>) -> Clients {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(credentials) = travis_style_credentials(var) {
+        loader = loader.credentials_provider(credentials);
+    }
+    let config = loader.load().await;
+
+    let endpoint_overridden = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|name| var(name).is_some_and(|v| !v.is_empty()));
+    let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        // Emulators and S3-compatible stores serve buckets by path, not by virtual host.
+        .force_path_style(endpoint_overridden)
+        .build();
+    Clients {
+        s3: aws_sdk_s3::Client::from_conf(s3_config),
+        beanstalk: aws_sdk_elasticbeanstalk::Client::new(&config),
+    }
+}
+
+/// dpl and Travis settings hold keys as AWS_ACCESS_KEY / AWS_SECRET_KEY; accept them when the
+/// standard AWS_ACCESS_KEY_ID is absent.
+fn travis_style_credentials(var: &dyn Fn(&str) -> Option<String>) -> Option<Credentials> {
+    if var("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let key = var("AWS_ACCESS_KEY").filter(|v| !v.is_empty())?;
+    let secret = var("AWS_SECRET_KEY").filter(|v| !v.is_empty())?;
+    let token = var("AWS_SESSION_TOKEN").filter(|v| !v.is_empty());
+    Some(Credentials::new(key, secret, token, None, "AWS_ACCESS_KEY"))
+}
+
+/// What an SDK error says, for messages and decisions.
+pub struct Failure {
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+/// Extracts code, message and request id from any SDK operation error.
+pub fn failure<E, R>(err: &SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: RequestId,
+{
+    let request_id = err.request_id().map(str::to_string);
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            Failure {
+                code: inner.code().map(str::to_string),
+                message: inner
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| DisplayErrorContext(inner).to_string()),
+                request_id,
+            }
+        }
+        other => Failure {
+            code: None,
+            message: DisplayErrorContext(other).to_string(),
+            request_id,
+        },
+    }
+}
+
+impl Failure {
+    /// Our error for a failed `operation`.
+    pub fn into_error(self, operation: &'static str) -> Error {
+        let message = match &self.code {
+            Some(code) if !self.message.starts_with(code.as_str()) => {
+                format!("{code}: {}", self.message)
+            }
+            _ => self.message,
+        };
+        Error::Aws {
+            operation,
+            code: self.code,
+            message,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// Shorthand: the SDK error of `operation` as ours.
+pub fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: RequestId,
+{
+    failure(&err).into_error(operation)
+}
