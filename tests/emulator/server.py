@@ -15,6 +15,7 @@ Control endpoints, under /_emulator/ (never AWS traffic, never in the request lo
   POST   /_emulator/busy                   {"region","env","seconds"} hold the env in Updating
   GET    /_emulator/state?region=R         Beanstalk state, as JSON
   GET    /_emulator/s3?bucket=B            the objects of a bucket: key, size, sha256, metadata
+  GET    /_emulator/s3/object?bucket=B&key=K   one object's bytes
 
 Run: python server.py [--host 127.0.0.1] [--port 0] [--deploy-delay 0.5]
 It prints one line `listening http://HOST:PORT` on stdout once it accepts connections, and exits when
@@ -175,6 +176,12 @@ class Emulator:
             return json_response(self.beanstalk.snapshot(request.args.get("region")))
         if path == "s3":
             return json_response(s3_objects(request.args["bucket"]))
+        if path == "s3/object":
+            bucket = find_bucket(request.args["bucket"])
+            key = request.args["key"]
+            if bucket is None or key not in bucket.keys:
+                return json_response({"error": "NoSuchKey"}, 404)
+            return Response(bucket.keys[key].value, content_type="application/octet-stream")
         return json_response({"error": f"unknown control path {path}"}, 404)
 
     def setup(self, body):
@@ -207,6 +214,11 @@ def s3_objects(bucket_name):
     return {"region": bucket.region_name, "objects": objects, "multipart_uploads": uploads}
 
 
+class QuietHandler(MotoRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
 def json_response(value, status=200):
     return Response(json.dumps(value, default=str), status=status, content_type="application/json")
 
@@ -217,10 +229,12 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--deploy-delay", type=float, default=0.5)
     parser.add_argument("--no-stdin-watch", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     args = parser.parse_args()
 
     app = Emulator(args.deploy_delay)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    handler = QuietHandler if args.quiet else MotoRequestHandler
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
     host, port = server.server_address[:2]
     print(f"listening http://{host}:{port}", flush=True)
 
