@@ -5,6 +5,7 @@ use crate::beanstalk::{self, Beanstalk, Created};
 use crate::bundle::{self, Bundle};
 use crate::ci::BuildContext;
 use crate::error::{Error, Result};
+use crate::github;
 use crate::report::{self, BundleReport, Outcome};
 use crate::settings::{BranchRule, Settings, Source, sanitise_description};
 use crate::upload::Storage;
@@ -131,6 +132,7 @@ fn base(settings: &Settings, started: Instant) -> Outcome {
         environment_url: None,
         duration_ms: started.elapsed().as_millis(),
         events: vec![],
+        error: None,
     }
 }
 
@@ -269,6 +271,7 @@ pub async fn execute<S: Storage, B: Beanstalk>(
     if !s.wait {
         return Ok(outcome);
     }
+    github::group(&format!("Waiting for {env} to run {label}"));
     let watched = watch::deploy(
         eb,
         app,
@@ -279,7 +282,9 @@ pub async fn execute<S: Storage, B: Beanstalk>(
         deadline,
         started,
     )
-    .await?;
+    .await;
+    github::end_group();
+    let watched = watched?;
     outcome.result = report::Result::Deployed;
     outcome.status = Some(watched.state.status.clone());
     outcome.health = Some(watched.state.health.clone());

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod deploy;
 pub mod dockerrun;
 pub mod error;
+pub mod github;
 pub mod report;
 pub mod settings;
 pub mod upload;
@@ -16,18 +17,30 @@ pub mod watch;
 use crate::beanstalk::SdkBeanstalk;
 use crate::ci::BuildContext;
 use crate::deploy::Gate;
-use crate::error::Result;
+use crate::error::Error;
 use crate::report::Outcome;
 use crate::settings::Settings;
 use crate::upload::S3Storage;
 use tokio::time::Instant;
+
+/// A failed run: the error, and what was known of the deploy when it failed (label, key, bundle).
+pub struct Failed {
+    pub error: Error,
+    pub known: Option<Outcome>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed { error, known: None }
+    }
+}
 
 /// Runs one deploy. `var` reads the environment (credentials fallbacks, endpoint overrides).
 pub async fn run(
     settings: Settings,
     build: BuildContext,
     var: &dyn Fn(&str) -> Option<String>,
-) -> Result<Outcome> {
+) -> std::result::Result<Outcome, Failed> {
     let started = Instant::now();
     let deadline = started + settings.wait_timeout;
     if let Gate::Skip(reason) = deploy::gate(&settings.branches, &build)? {
@@ -42,5 +55,10 @@ pub async fn run(
     let eb = SdkBeanstalk {
         client: clients.beanstalk,
     };
-    deploy::execute(&plan, &s3, &eb, started, deadline).await
+    deploy::execute(&plan, &s3, &eb, started, deadline)
+        .await
+        .map_err(|error| Failed {
+            known: Some(plan.outcome(report::failure_result(&error), started)),
+            error,
+        })
 }

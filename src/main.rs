@@ -1,5 +1,5 @@
 use clap::Parser;
-use eb_deploy::{ci, cli::Cli, report, settings::Settings};
+use eb_deploy::{ci, cli::Cli, github::GitHub, report, settings::Settings};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -18,12 +18,10 @@ fn main() -> ExitCode {
         .init();
 
     let var = |name: &str| std::env::var(name).ok();
+    let github = GitHub::from_env(&var);
     let settings = match Settings::from_cli(cli, &var) {
         Ok(settings) => settings,
-        Err(err) => {
-            report::print_error(&err, None);
-            return ExitCode::from(err.exit_code());
-        }
+        Err(err) => return ExitCode::from(report::finish(Err(err.into()), None, &github)),
     };
     let output = settings.output;
     let build = ci::detect(&var, std::path::Path::new("."));
@@ -31,14 +29,6 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    match runtime.block_on(eb_deploy::run(settings, build, &var)) {
-        Ok(outcome) => {
-            report::print(&outcome, output);
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            report::print_error(&err, Some(output));
-            ExitCode::from(err.exit_code())
-        }
-    }
+    let run = runtime.block_on(eb_deploy::run(settings, build, &var));
+    ExitCode::from(report::finish(run, Some(output), &github))
 }

@@ -3,6 +3,7 @@
 use crate::beanstalk::Event;
 use crate::bundle::Entry;
 use crate::error::Error;
+use crate::github::{self, GitHub};
 use crate::settings::Output;
 use serde::Serialize;
 
@@ -20,6 +21,25 @@ pub enum Result {
     Skipped,
     /// Nothing was sent to AWS: this is what would be done.
     DryRun,
+    /// The run failed (exit 1, 2 or 3).
+    Failed,
+    /// The deadline passed (exit 4).
+    TimedOut,
+}
+
+impl Result {
+    /// The name used in JSON and in the `result` step output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Result::Deployed => "deployed",
+            Result::UpdateStarted => "update-started",
+            Result::VersionCreated => "version-created",
+            Result::Skipped => "skipped",
+            Result::DryRun => "dry-run",
+            Result::Failed => "failed",
+            Result::TimedOut => "timed-out",
+        }
+    }
 }
 
 /// The bundle, as reported.
@@ -58,6 +78,9 @@ pub struct Outcome {
     pub environment_url: Option<String>,
     pub duration_ms: u128,
     pub events: Vec<Event>,
+    /// Why the run failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Outcome {
@@ -99,6 +122,11 @@ impl Outcome {
                 "skipped: {}",
                 self.reason.as_deref().unwrap_or("not deployable")
             ),
+            Result::Failed | Result::TimedOut => format!(
+                "{}: {}",
+                self.result.name(),
+                self.error.as_deref().unwrap_or("unknown error")
+            ),
             Result::DryRun => {
                 let bundle = self.bundle.as_ref();
                 format!(
@@ -129,34 +157,63 @@ pub fn print(outcome: &Outcome, output: Output) {
     }
 }
 
-/// Prints a failure: the message on stderr, and with JSON output a document on stdout too.
-pub fn print_error(error: &Error, output: Option<Output>) {
-    if std::env::var_os("GITHUB_ACTIONS").is_some() {
+/// Prints a failure: the message once on stderr (as an annotation in GitHub Actions), and with JSON
+/// output the result document, with what was known, on stdout.
+pub fn print_error(error: &Error, known: Option<&Outcome>, output: Option<Output>) {
+    if github::in_actions() {
         eprintln!(
             "::error title=eb-deploy::{}",
-            escape_command(&error.to_string())
+            github::escape(&error.to_string())
         );
     } else {
         eprintln!("error: {error}");
     }
     if output == Some(Output::Json) {
-        let doc = serde_json::json!({
-            "result": "failed",
-            "exit_code": error.exit_code(),
-            "error": error.to_string(),
-        });
+        let mut doc = known
+            .map(|o| serde_json::to_value(o).expect("an Outcome always serialises"))
+            .unwrap_or_else(|| serde_json::json!({}));
+        doc["result"] = failure_result(error).name().into();
+        doc["exit_code"] = error.exit_code().into();
+        doc["error"] = error.to_string().into();
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    }
+}
+
+/// Reports how a run ended, on stdout, stderr and to GitHub Actions; returns the exit code.
+pub fn finish(
+    run: std::result::Result<Outcome, crate::Failed>,
+    output: Option<Output>,
+    github: &GitHub,
+) -> u8 {
+    let (known, result, code) = match &run {
+        Ok(outcome) => {
+            print(outcome, output.unwrap_or(Output::Text));
+            (Some(outcome), outcome.result, 0)
+        }
+        Err(failed) => {
+            print_error(&failed.error, failed.known.as_ref(), output);
+            (
+                failed.known.as_ref(),
+                failure_result(&failed.error),
+                failed.error.exit_code(),
+            )
+        }
+    };
+    if let Err(err) = github.publish(known, result.name()) {
+        tracing::warn!("could not write the GitHub Actions outputs or summary: {err}");
+    }
+    code
+}
+
+/// How a failure is named in results.
+pub fn failure_result(error: &Error) -> Result {
+    match error {
+        Error::Timeout { .. } => Result::TimedOut,
+        _ => Result::Failed,
     }
 }
 
 /// One Beanstalk event on stderr: time, severity, message.
 pub fn event(event: &Event) {
     eprintln!("  {}  {:<5}  {}", event.date, event.severity, event.message);
-}
-
-/// Escapes a GitHub workflow command's message: %, CR and LF would otherwise end or forge commands.
-pub fn escape_command(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
 }

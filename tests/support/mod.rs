@@ -207,8 +207,8 @@ impl Emulator {
     }
 
     /// eb-deploy with an empty environment but for the emulator endpoint and test credentials.
-    pub fn command(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("eb-deploy").unwrap();
+    pub fn std_command(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("eb-deploy"));
         cmd.env_clear()
             .env("AWS_ENDPOINT_URL", &self.url)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -218,8 +218,8 @@ impl Emulator {
     }
 
     /// The seed's settings (the Travis block), with Travis variables and Travis-style key names.
-    pub fn seed_command(&self) -> assert_cmd::Command {
-        let mut cmd = self.command();
+    pub fn seed_std_command(&self) -> Command {
+        let mut cmd = self.std_command();
         cmd.env("AWS_ACCESS_KEY", "AKIDTRAVISTEST")
             .env("AWS_SECRET_KEY", "travis-secret-key")
             .env("EB_REGION", REGION)
@@ -233,6 +233,16 @@ impl Emulator {
             .env("TRAVIS_PULL_REQUEST", "false")
             .env("TRAVIS_COMMIT", "6f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6");
         cmd
+    }
+
+    /// [`Self::std_command`] for assertions.
+    pub fn command(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.std_command())
+    }
+
+    /// [`Self::seed_std_command`] for assertions.
+    pub fn seed_command(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.seed_std_command())
     }
 }
 
