@@ -82,6 +82,18 @@ pub trait Beanstalk {
     ) -> impl Future<Output = Result<Vec<Event>>>;
 }
 
+/// `2026-11-26T05:19:07.490Z`: always three fraction digits, so event lines align.
+fn millis_rfc3339(date: &DateTime) -> String {
+    let text = date
+        .fmt(aws_sdk_elasticbeanstalk::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default();
+    let Some(base) = text.strip_suffix('Z') else {
+        return text;
+    };
+    let (whole, fraction) = base.split_once('.').unwrap_or((base, ""));
+    format!("{whole}.{:0<3.3}Z", fraction)
+}
+
 /// Beanstalk through the SDK.
 pub struct SdkBeanstalk {
     pub client: aws_sdk_elasticbeanstalk::Client,
@@ -215,12 +227,7 @@ impl Beanstalk for SdkBeanstalk {
             for e in out.events() {
                 let date = e.event_date();
                 events.push(Event {
-                    date: date
-                        .and_then(|d| {
-                            d.fmt(aws_sdk_elasticbeanstalk::primitives::DateTimeFormat::DateTime)
-                                .ok()
-                        })
-                        .unwrap_or_default(),
+                    date: date.map(millis_rfc3339).unwrap_or_default(),
                     epoch_millis: date
                         .map(|d| d.to_millis().unwrap_or_default())
                         .unwrap_or_default(),
@@ -240,5 +247,18 @@ impl Beanstalk for SdkBeanstalk {
         // Beanstalk lists newest first.
         events.reverse();
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_dates_have_three_fraction_digits() {
+        let at = |millis| millis_rfc3339(&DateTime::from_millis(millis));
+        assert_eq!(at(1_795_670_347_490), "2026-11-26T05:19:07.490Z");
+        assert_eq!(at(1_795_670_347_000), "2026-11-26T05:19:07.000Z");
+        assert_eq!(at(1_795_670_347_005), "2026-11-26T05:19:07.005Z");
     }
 }

@@ -109,10 +109,14 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// Judges one look at the environment (and the worst event of our update so far).
-pub fn judge(state: &EnvState, label: &str, min: Health, error_event: Option<&Event>) -> Verdict {
-    if let Some(event) = error_event {
-        return Verdict::Failed(format!("{}: {}", event.severity, event.message));
+/// Judges one look at the environment, and the ERROR/FATAL events of our update so far.
+pub fn judge(state: &EnvState, label: &str, min: Health, errors: &[&Event]) -> Verdict {
+    if !errors.is_empty() {
+        let messages: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.severity, e.message))
+            .collect();
+        return Verdict::Failed(messages.join(" / "));
     }
     let ours = state.version_label.as_deref() == Some(label);
     match state.status.as_str() {
@@ -195,10 +199,11 @@ pub async fn deploy<B: Beanstalk>(
                 events.push(event);
             }
         }
-        let worst = events
+        let errors: Vec<&Event> = events
             .iter()
-            .find(|e| e.severity == "ERROR" || e.severity == "FATAL");
-        last_verdict = judge(&state, label, min, worst);
+            .filter(|e| e.severity == "ERROR" || e.severity == "FATAL")
+            .collect();
+        last_verdict = judge(&state, label, min, &errors);
         match &last_verdict {
             Verdict::Success => return Ok(Watched { state, events }),
             Verdict::Failed(reason) => {
