@@ -2,9 +2,9 @@
 //! translation of SDK errors into ours.
 
 use crate::error::Error;
-use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
@@ -16,9 +16,8 @@ pub struct Clients {
     pub beanstalk: aws_sdk_elasticbeanstalk::Client,
 }
 
-/// Loads the SDK configuration for `region` and builds the clients. Makes no request: credentials
-/// are resolved on first use.
-pub async fn clients(region: &str, var: &dyn Fn(&str) -> Option<String>) -> Clients {
+/// Loads the SDK configuration for `region`. Makes no request: credentials are resolved on first use.
+pub async fn config(region: &str, var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .timeout_config(
@@ -30,18 +29,21 @@ pub async fn clients(region: &str, var: &dyn Fn(&str) -> Option<String>) -> Clie
     if let Some(credentials) = travis_style_credentials(var) {
         loader = loader.credentials_provider(credentials);
     }
-    let config = loader.load().await;
+    loader.load().await
+}
 
+/// The S3 and Beanstalk clients for `config`.
+pub fn clients(config: &SdkConfig, var: &dyn Fn(&str) -> Option<String>) -> Clients {
     let endpoint_overridden = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
         .iter()
         .any(|name| var(name).is_some_and(|v| !v.is_empty()));
-    let s3_config = aws_sdk_s3::config::Builder::from(&config)
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
         // Emulators and S3-compatible stores serve buckets by path, not by virtual host.
         .force_path_style(endpoint_overridden)
         .build();
     Clients {
         s3: aws_sdk_s3::Client::from_conf(s3_config),
-        beanstalk: aws_sdk_elasticbeanstalk::Client::new(&config),
+        beanstalk: aws_sdk_elasticbeanstalk::Client::new(config),
     }
 }
 

@@ -74,4 +74,12 @@ pub struct Cli {
     /// Lowest health that counts as success: green or yellow [default: green]
     #[arg(long, env = "EB_HEALTH", value_name = "COLOR")]
     pub health: Option<String>,
+
+    /// IAM role to assume: with GitHub's OIDC token in Actions, else with the current credentials
+    #[arg(long, env = "EB_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+
+    /// Session length of the assumed role: 900s to 12h [default: 1h]
+    #[arg(long, env = "EB_ROLE_DURATION", value_name = "DURATION")]
+    pub role_duration: Option<String>,
 }

@@ -172,8 +172,24 @@ pub async fn execute<S: Storage, B: Beanstalk>(
             None => Ok(None),
         }
     };
-    let (environment, version, object) =
-        tokio::join!(environment, eb.version(app, label), s3.head(bucket, key));
+    let (environment, version, object, bucket_region) = tokio::join!(
+        environment,
+        eb.version(app, label),
+        s3.head(bucket, key),
+        s3.bucket_region(bucket)
+    );
+    let bucket_region = bucket_region?;
+    if !bucket_region.is_empty() && bucket_region != s.region {
+        return Err(Error::setting(
+            "EB_BUCKET_NAME",
+            "--bucket-name",
+            format!(
+                "bucket {bucket} is in {bucket_region}, but the environment is in {} \
+                 (EB_REGION / --region); Beanstalk reads bundles only from a bucket in its own region",
+                s.region
+            ),
+        ));
+    }
     let environment = match (&s.env, environment?) {
         (Some(env), Some(None)) => return Err(watch::gone(app, env, "missing")),
         (_, found) => found.flatten(),

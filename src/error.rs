@@ -29,6 +29,9 @@ pub enum Error {
         message: String,
         request_id: Option<String>,
     },
+    /// Credentials could not be obtained (OIDC token, STS).
+    #[error("{message}")]
+    Credentials { message: String },
     /// Beanstalk ran the update and it failed, or it rolled back.
     #[error("deployment of '{label}' to {environment} failed: {reason}")]
     DeployFailed {
@@ -68,7 +71,7 @@ impl Error {
         match self {
             Error::DeployFailed { .. } => 1,
             Error::Setting { .. } | Error::Bundle { .. } | Error::LabelConflict { .. } => 2,
-            Error::Aws { .. } => 3,
+            Error::Aws { .. } | Error::Credentials { .. } => 3,
             Error::Timeout { .. } => 4,
         }
     }

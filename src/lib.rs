@@ -5,11 +5,13 @@ pub mod beanstalk;
 pub mod bundle;
 pub mod ci;
 pub mod cli;
+pub mod credentials;
 pub mod deploy;
 pub mod dockerrun;
 pub mod error;
 pub mod github;
 pub mod report;
+pub mod secrets;
 pub mod settings;
 pub mod upload;
 pub mod watch;
@@ -50,15 +52,44 @@ pub async fn run(
     if plan.settings.dry_run {
         return Ok(plan.outcome(report::Result::DryRun, started));
     }
-    let clients = aws::clients(&plan.settings.region, var).await;
+    let known = |error: Error| Failed {
+        known: Some(plan.outcome(report::failure_result(&error), started)),
+        error,
+    };
+    let mut config = aws::config(&plan.settings.region, var).await;
+    if let Some((arn, duration)) = &plan.settings.role {
+        let role = credentials::RoleSettings {
+            arn: arn.clone(),
+            duration: *duration,
+            session_name: credentials::session_name(var),
+        };
+        let token = credentials::TokenRequest::from_env(var);
+        config = credentials::assume_role(&config, &role, token, expects_oidc(var))
+            .await
+            .map_err(known)?;
+    }
+    let clients = aws::clients(&config, var);
     let s3 = S3Storage { client: clients.s3 };
     let eb = SdkBeanstalk {
         client: clients.beanstalk,
     };
     deploy::execute(&plan, &s3, &eb, started, deadline)
         .await
-        .map_err(|error| Failed {
-            known: Some(plan.outcome(report::failure_result(&error), started)),
-            error,
-        })
+        .map_err(known)
+}
+
+/// In GitHub Actions with no other credentials configured, a role can only come through OIDC.
+fn expects_oidc(var: &dyn Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    var("GITHUB_ACTIONS").as_deref() == Some("true")
+        && ![
+            "AWS_ACCESS_KEY_ID",
+            "AWS_ACCESS_KEY",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ]
+        .iter()
+        .any(|name| set(name))
 }

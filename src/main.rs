@@ -1,5 +1,5 @@
 use clap::Parser;
-use eb_deploy::{ci, cli::Cli, github::GitHub, report, settings::Settings};
+use eb_deploy::{ci, cli::Cli, github::GitHub, report, secrets, settings::Settings};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(secrets::RedactingStderr)
         .with_ansi(color)
         .with_target(false)
         .without_time()
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         .init();
 
     let var = |name: &str| std::env::var(name).ok();
+    secrets::register_env(&var);
     let github = GitHub::from_env(&var);
     let settings = match Settings::from_cli(cli, &var) {
         Ok(settings) => settings,

@@ -4,6 +4,7 @@ use crate::beanstalk::Event;
 use crate::bundle::Entry;
 use crate::error::Error;
 use crate::github::{self, GitHub};
+use crate::secrets;
 use crate::settings::Output;
 use serde::Serialize;
 
@@ -163,10 +164,10 @@ pub fn print_error(error: &Error, known: Option<&Outcome>, output: Option<Output
     if github::in_actions() {
         eprintln!(
             "::error title=eb-deploy::{}",
-            github::escape(&error.to_string())
+            github::escape(&secrets::redact(&error.to_string()))
         );
     } else {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", secrets::redact(&error.to_string()));
     }
     if output == Some(Output::Json) {
         let mut doc = known
@@ -174,7 +175,7 @@ pub fn print_error(error: &Error, known: Option<&Outcome>, output: Option<Output
             .unwrap_or_else(|| serde_json::json!({}));
         doc["result"] = failure_result(error).name().into();
         doc["exit_code"] = error.exit_code().into();
-        doc["error"] = error.to_string().into();
+        doc["error"] = secrets::redact(&error.to_string()).into();
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
     }
 }
@@ -215,5 +216,6 @@ pub fn failure_result(error: &Error) -> Result {
 
 /// One Beanstalk event on stderr: time, severity, message.
 pub fn event(event: &Event) {
-    eprintln!("  {}  {:<5}  {}", event.date, event.severity, event.message);
+    let line = format!("  {}  {:<5}  {}", event.date, event.severity, event.message);
+    eprintln!("{}", secrets::redact(&line));
 }

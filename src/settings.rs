@@ -71,6 +71,8 @@ pub struct Settings {
     pub wait: bool,
     pub wait_timeout: Duration,
     pub health: Health,
+    /// The role to assume, and its session length.
+    pub role: Option<(String, Duration)>,
 }
 
 impl Settings {
@@ -144,6 +146,7 @@ impl Settings {
         if let Some(description) = &description {
             check_description(description)?;
         }
+        let description = description.map(|d| sanitise_description(&d));
         let output = match non_empty(cli.output, "EB_OUTPUT", "--output")?.as_deref() {
             None | Some("text") => Output::Text,
             Some("json") => Output::Json,
@@ -179,6 +182,26 @@ impl Settings {
                 ));
             }
         };
+        let role = match non_empty(cli.role_arn, "EB_ROLE_ARN", "--role-arn")? {
+            None => None,
+            Some(arn) => {
+                check_role_arn(&arn)?;
+                let duration =
+                    match non_empty(cli.role_duration, "EB_ROLE_DURATION", "--role-duration")? {
+                        None => Duration::from_secs(3600),
+                        Some(text) => parse_duration(&text)
+                            .filter(|d| (900..=43200).contains(&d.as_secs()))
+                            .ok_or_else(|| {
+                                Error::setting(
+                                    "EB_ROLE_DURATION",
+                                    "--role-duration",
+                                    format!("'{text}' is not a duration from 900s (15m) to 12h"),
+                                )
+                            })?,
+                    };
+                Some((arn, duration))
+            }
+        };
         Ok(Settings {
             region,
             app,
@@ -195,6 +218,7 @@ impl Settings {
             wait: boolean(cli.wait, true, "EB_WAIT", "--wait")?,
             wait_timeout,
             health,
+            role,
         })
     }
 
@@ -459,6 +483,30 @@ pub fn sanitise_description(text: &str) -> String {
     }
 }
 
+/// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
+fn check_role_arn(arn: &str) -> Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::setting(
+            "EB_ROLE_ARN",
+            "--role-arn",
+            format!("'{arn}' is not an IAM role ARN like arn:aws:iam::123456789012:role/deploy"),
+        ))
+    }
+}
+
 /// `600`, `600s`, `10m`, `1h`, `1h30m`; at least one second.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -547,6 +595,19 @@ mod tests {
         let clean = sanitise_description("fix: 🚀 launch\n\nbody\ttext");
         assert_eq!(clean, "fix: ? launch body text");
         assert_eq!(sanitise_description(&"x".repeat(300)).chars().count(), 200);
+    }
+
+    #[test]
+    fn role_arns() {
+        assert!(check_role_arn("arn:aws:iam::123456789012:role/deploy").is_ok());
+        assert!(check_role_arn("arn:aws-us-gov:iam::123456789012:role/ci/deploy").is_ok());
+        for bad in [
+            "deploy",
+            "arn:aws:iam::1234:role/x",
+            "arn:aws:iam::123456789012:user/x",
+        ] {
+            assert!(check_role_arn(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct ObjectInfo {
 pub trait Storage {
     /// The object at `key`, or None when there is none.
     fn head(&self, bucket: &str, key: &str) -> impl Future<Output = Result<Option<ObjectInfo>>>;
+    /// The region the bucket is in.
+    fn bucket_region(&self, bucket: &str) -> impl Future<Output = Result<String>>;
     /// Uploads the bundle to `key`, recording its sha256.
     fn put(&self, bucket: &str, key: &str, bundle: &Bundle) -> impl Future<Output = Result<()>>;
 }
@@ -51,6 +53,24 @@ impl Storage for S3Storage {
                 Ok(None)
             }
             Err(err) => Err(aws_error("HeadObject", err)),
+        }
+    }
+
+    async fn bucket_region(&self, bucket: &str) -> Result<String> {
+        // S3 names the bucket's region in this header even when it refuses the request because
+        // it went to the wrong region (301/400), which is exactly the case we want to explain.
+        let header = |headers: &aws_sdk_s3::config::http::HttpResponse| {
+            headers
+                .headers()
+                .get("x-amz-bucket-region")
+                .map(str::to_string)
+        };
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(out) => Ok(out.bucket_region().unwrap_or_default().to_string()),
+            Err(err) => match err.raw_response().and_then(header) {
+                Some(region) => Ok(region),
+                None => Err(aws_error("HeadBucket", err)),
+            },
         }
     }
 

@@ -39,7 +39,7 @@ fn assert_deployed(emu: &Emulator, stdout: &str) -> String {
 #[test]
 fn the_travis_seed_deploys_multi_docker() {
     let emu = Emulator::seeded();
-    let out = emu.seed_command().output().unwrap();
+    let out = emu.seed_command().run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let label = assert_deployed(&emu, &stdout);
@@ -69,8 +69,7 @@ fn github_actions_variables_deploy() {
         .env("GITHUB_REF", "refs/heads/main")
         .env("GITHUB_EVENT_NAME", "push")
         .env("GITHUB_SHA", "abcdef0123456789abcdef0123456789abcdef01")
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let label = assert_deployed(&emu, &stdout);
@@ -96,8 +95,7 @@ fn a_prebuilt_zip_is_uploaded_as_it_is() {
         .seed_command()
         .env_remove("EB_BUNDLE_DIR")
         .env("EB_ZIP_FILE", &zip_path)
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_deployed(&emu, &stdout);
@@ -125,7 +123,7 @@ fn other_branches_and_pull_requests_are_skipped_without_any_request() {
                 .env("GITHUB_ACTIONS", "true")
                 .env("GITHUB_REF", "refs/pull/3/merge");
         }
-        let out = cmd.env(var, value).output().unwrap();
+        let out = cmd.env(var, value).run();
         let (stdout, stderr) = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{var}={value}: {stderr}");
         assert!(stdout.starts_with("skipped: "), "{stdout}");
@@ -144,8 +142,7 @@ fn an_unknown_branch_is_refused_unless_any_branch_may_deploy() {
         .seed_command()
         .env_remove("TRAVIS_BRANCH")
         .env_remove("TRAVIS_PULL_REQUEST")
-        .output()
-        .unwrap();
+        .run();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("EB_BRANCH / --branch"), "{stderr}");
@@ -156,8 +153,7 @@ fn an_unknown_branch_is_refused_unless_any_branch_may_deploy() {
         .env_remove("TRAVIS_BRANCH")
         .env_remove("TRAVIS_PULL_REQUEST")
         .env("EB_BRANCH", "*")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out).1);
 }
 
@@ -207,14 +203,14 @@ fn bad_settings_exit_2_name_the_setting_and_write_nothing() {
             Some(v) => cmd.env(var, v),
             None => cmd.env_remove(var),
         };
-        let out = cmd.output().unwrap();
+        let out = cmd.run();
         let (stdout, stderr) = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{var}={value:?}: {stderr}");
         assert!(stderr.contains(expected), "{var}={value:?}: {stderr}");
         assert!(stdout.is_empty(), "{stdout}");
     }
     // The flag wins over the env var, and flags are checked the same way.
-    let out = emu.seed_command().args(["--app", ""]).output().unwrap();
+    let out = emu.seed_command().args(["--app", ""]).run();
     assert_eq!(out.status.code(), Some(2));
     assert!(output_text(&out).1.contains("EB_APP / --app"));
     assert_eq!(emu.requests().len(), 0, "no AWS request at all");
@@ -224,11 +220,7 @@ fn bad_settings_exit_2_name_the_setting_and_write_nothing() {
 fn bad_bundles_exit_2_name_the_file_container_and_field() {
     let emu = Emulator::seeded();
     let empty = tempfile::tempdir().unwrap();
-    let out = emu
-        .seed_command()
-        .env("EB_BUNDLE_DIR", empty.path())
-        .output()
-        .unwrap();
+    let out = emu.seed_command().env("EB_BUNDLE_DIR", empty.path()).run();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         output_text(&out)
@@ -317,11 +309,7 @@ fn bad_bundles_exit_2_name_the_file_container_and_field() {
     ];
     for (dockerrun, expected) in cases {
         let dir = bundle_dir(&dockerrun);
-        let out = emu
-            .seed_command()
-            .env("EB_BUNDLE_DIR", dir.path())
-            .output()
-            .unwrap();
+        let out = emu.seed_command().env("EB_BUNDLE_DIR", dir.path()).run();
         let (_, stderr) = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{expected}: {stderr}");
         assert!(stderr.contains("Dockerrun.aws.json: "), "{stderr}");
@@ -334,7 +322,7 @@ fn bad_bundles_exit_2_name_the_file_container_and_field() {
 fn rerunning_the_same_build_reuses_its_version() {
     let emu = Emulator::seeded();
     for run in 0..2 {
-        let out = emu.seed_command().output().unwrap();
+        let out = emu.seed_command().run();
         let (stdout, stderr) = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "run {run}: {stderr}");
         assert_deployed(&emu, &stdout);
@@ -353,7 +341,7 @@ fn rerunning_the_same_build_reuses_its_version() {
 #[test]
 fn an_explicit_label_with_other_content_is_refused_and_the_object_kept() {
     let emu = Emulator::seeded();
-    let out = emu.seed_command().env("EB_LABEL", "v1").output().unwrap();
+    let out = emu.seed_command().env("EB_LABEL", "v1").run();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out).1);
     let key = format!("{PATH_PREFIX}/v1.zip");
     let original = emu.object(BUCKET, &key);
@@ -364,8 +352,7 @@ fn an_explicit_label_with_other_content_is_refused_and_the_object_kept() {
         .seed_command()
         .env("EB_LABEL", "v1")
         .env("EB_BUNDLE_DIR", dir.path())
-        .output()
-        .unwrap();
+        .run();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -384,7 +371,7 @@ fn an_explicit_label_with_other_content_is_refused_and_the_object_kept() {
 #[test]
 fn a_dry_run_prints_the_plan_and_sends_nothing() {
     let emu = Emulator::seeded();
-    let out = emu.seed_command().arg("--dry-run").output().unwrap();
+    let out = emu.seed_command().arg("--dry-run").run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.starts_with("dry run: would upload"), "{stdout}");
@@ -398,8 +385,7 @@ fn a_dry_run_prints_the_plan_and_sends_nothing() {
         .seed_command()
         .env("EB_DRY_RUN", "true")
         .env("EB_OUTPUT", "json")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(0));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["result"], "dry-run");
@@ -424,8 +410,7 @@ fn only_create_app_version_leaves_the_environment_alone() {
         .seed_command()
         .env_remove("EB_ENV")
         .env("EB_ONLY_CREATE_APP_VERSION", "true")
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("environment not updated"), "{stdout}");
@@ -437,11 +422,7 @@ fn only_create_app_version_leaves_the_environment_alone() {
 #[test]
 fn a_missing_environment_is_exit_3_before_any_upload() {
     let emu = Emulator::seeded();
-    let out = emu
-        .seed_command()
-        .env("EB_ENV", "NoSuch-env")
-        .output()
-        .unwrap();
+    let out = emu.seed_command().env("EB_ENV", "NoSuch-env").run();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

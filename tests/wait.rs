@@ -45,28 +45,23 @@ fn a_deploy_is_followed_to_ready_green_with_events_and_outputs() {
         .env("GITHUB_OUTPUT", &outputs)
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("EB_OUTPUT", "json")
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
-    // Events, streamed in the order Beanstalk recorded them.
+    // Events, streamed once each, in the order Beanstalk recorded them.
+    let printed: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  20")).collect();
     let order = [
         "Environment update is starting.",
         "Deploying new version to instance(s).",
         "New application version was deployed to running EC2 instances.",
         "Environment update completed successfully.",
     ];
-    let positions: Vec<usize> = order
-        .iter()
-        .map(|m| {
-            stderr
-                .find(m)
-                .unwrap_or_else(|| panic!("{m} not in {stderr}"))
-        })
-        .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{stderr}");
-    assert_eq!(stderr.matches("Environment update is starting.").count(), 1);
+    assert_eq!(printed.len(), order.len(), "{printed:#?}");
+    for (line, message) in printed.iter().zip(order) {
+        assert!(line.ends_with(message), "{line} is not {message}");
+        assert!(line.contains("Z  INFO "), "time, severity, message: {line}");
+    }
 
     let result: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(result["result"], "deployed");
@@ -106,8 +101,7 @@ fn a_failed_deploy_is_exit_1_with_the_failing_event() {
         .seed_command()
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_OUTPUT", &outputs)
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
@@ -130,10 +124,10 @@ fn a_failed_deploy_is_exit_1_with_the_failing_event() {
 #[test]
 fn a_rollback_to_the_previous_label_is_exit_1() {
     let emu = Emulator::seeded();
-    let first = emu.seed_command().env("EB_LABEL", "v1").output().unwrap();
+    let first = emu.seed_command().env("EB_LABEL", "v1").run();
     assert_eq!(first.status.code(), Some(0));
     emu.script(ENV, "rollback", None);
-    let out = emu.seed_command().env("EB_LABEL", "v2").output().unwrap();
+    let out = emu.seed_command().env("EB_LABEL", "v2").run();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -154,8 +148,7 @@ fn a_slow_deploy_past_the_deadline_is_exit_4_on_time() {
         .seed_command()
         .env("EB_WAIT_TIMEOUT", "2s")
         .env("GITHUB_OUTPUT", &outputs)
-        .output()
-        .unwrap();
+        .run();
     let took = started.elapsed();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
@@ -176,7 +169,7 @@ fn a_slow_deploy_past_the_deadline_is_exit_4_on_time() {
 fn a_busy_environment_is_queued_for_then_deployed() {
     let emu = Emulator::seeded();
     emu.hold_busy(ENV, 1.5);
-    let out = emu.seed_command().output().unwrap();
+    let out = emu.seed_command().run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("queued until it is Ready"), "{stderr}");
@@ -198,13 +191,19 @@ fn two_deploys_at_the_same_moment_both_end_truthfully() {
             .spawn()
             .unwrap()
     };
-    let a = spawn(emu.seed_std_command().env("EB_LABEL", "first"));
+    let a = spawn(emu.seed_command().env("EB_LABEL", "first"));
     let b = spawn(
-        emu.seed_std_command()
+        emu.seed_command()
             .env("EB_LABEL", "second")
             .env("EB_BUNDLE_DIR", other.path()),
     );
     let (ra, rb) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&ra, &rb] {
+        let (stdout, stderr) = output_text(out);
+        let secrets = [SECRET_KEY.to_string(), SESSION_TOKEN.to_string()];
+        assert_no_secrets(&stdout, &secrets, "stdout");
+        assert_no_secrets(&stderr, &secrets, "stderr");
+    }
     assert_eq!(
         (ra.status.code(), rb.status.code()),
         (Some(0), Some(0)),
@@ -238,8 +237,7 @@ fn yellow_health_is_accepted_only_with_eb_health_yellow() {
         .seed_command()
         .env("EB_LABEL", "y1")
         .env("EB_HEALTH", "yellow")
-        .output()
-        .unwrap();
+        .run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("(Ready, Yellow)"), "{stdout}");
@@ -249,8 +247,7 @@ fn yellow_health_is_accepted_only_with_eb_health_yellow() {
         .seed_command()
         .env("EB_LABEL", "y2")
         .env("EB_WAIT_TIMEOUT", "3s")
-        .output()
-        .unwrap();
+        .run();
     let (_, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("health stayed Yellow"), "{stderr}");
@@ -260,7 +257,7 @@ fn yellow_health_is_accepted_only_with_eb_health_yellow() {
 fn without_waiting_the_result_is_update_started() {
     let emu = Emulator::start_with_delay(30.0);
     emu.setup(REGION, BUCKET, APP, ENV);
-    let out = emu.seed_command().env("EB_WAIT", "false").output().unwrap();
+    let out = emu.seed_command().env("EB_WAIT", "false").run();
     let (stdout, stderr) = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -279,8 +276,7 @@ fn newlines_in_a_label_or_description_cannot_add_an_output() {
         .seed_command()
         .env("GITHUB_OUTPUT", &outputs)
         .env("EB_LABEL", "v1\nresult=deployed")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out).1);
     assert!(output_text(&out).1.contains("EB_LABEL / --label"));
     let parsed = parse_outputs(&outputs);
@@ -296,8 +292,7 @@ fn newlines_in_a_label_or_description_cannot_add_an_output() {
             "TRAVIS_COMMIT_MESSAGE",
             "fix\nversion-label=evil\nresult<<X\nX",
         )
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out).1);
     let parsed = parse_outputs(&outputs);
     assert_eq!(

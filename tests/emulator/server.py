@@ -14,6 +14,7 @@ Control endpoints, under /_emulator/ (never AWS traffic, never in the request lo
   POST   /_emulator/config                 {"deploy_delay": seconds}
   POST   /_emulator/busy                   {"region","env","seconds"} hold the env in Updating
   GET    /_emulator/state?region=R         Beanstalk state, as JSON
+  GET    /_emulator/identities             STS sessions handed out: access key -> assumed-role ARN
   GET    /_emulator/s3?bucket=B            the objects of a bucket: key, size, sha256, metadata
   GET    /_emulator/s3/object?bucket=B&key=K   one object's bytes
 
@@ -47,6 +48,7 @@ import beanstalk  # noqa: E402
 from s3state import find_bucket  # noqa: E402
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.s3.models import s3_backends  # noqa: E402
+from moto.sts.models import sts_backends  # noqa: E402
 
 
 def signed_scope(environ):
@@ -127,7 +129,8 @@ class Emulator:
         else:
             if service == "s3":
                 entry["operation"] = s3_operation(method, path, query)
-            elif service == "sts":
+            else:
+                # STS and other Query-protocol calls; AssumeRoleWithWebIdentity comes unsigned.
                 body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
                 form = parse_qs(body.decode("utf-8", "replace"))
                 entry["operation"] = (form.get("Action") or query.get("Action") or [None])[0]
@@ -172,6 +175,8 @@ class Emulator:
         if path == "busy":
             self.beanstalk.hold_busy(body["region"], body["env"], float(body["seconds"]))
             return json_response({"ok": True})
+        if path == "identities":
+            return json_response(assumed_identities())
         if path == "state":
             return json_response(self.beanstalk.snapshot(request.args.get("region")))
         if path == "s3":
@@ -217,6 +222,23 @@ def s3_objects(bucket_name):
 class QuietHandler(MotoRequestHandler):
     def log_request(self, *args, **kwargs):
         pass
+
+
+def assumed_identities():
+    """Every session moto's STS has handed out: access key id -> assumed-role ARN and its secrets."""
+    out = []
+    for _account, by_partition in sts_backends.items():
+        for _partition, backend in by_partition.items():
+            for role in backend.assumed_roles:
+                out.append(
+                    {
+                        "access_key_id": role.access_key_id,
+                        "arn": role.arn,
+                        "secret_access_key": role.secret_access_key,
+                        "session_token": role.session_token,
+                    }
+                )
+    return out
 
 
 def json_response(value, status=200):

@@ -206,22 +206,25 @@ impl Emulator {
             .map(str::to_string)
     }
 
-    /// eb-deploy with an empty environment but for the emulator endpoint and test credentials.
-    pub fn std_command(&self) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("eb-deploy"));
+    /// eb-deploy with an empty environment but for the emulator endpoint, trace logging, and
+    /// known secret values (which [`Run::run`] then looks for in everything written).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eb-deploy"));
         cmd.env_clear()
             .env("AWS_ENDPOINT_URL", &self.url)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("HOME", std::env::temp_dir().join("eb-deploy-test-home"))
+            .env("RUST_LOG", "trace")
             .current_dir(std::env::temp_dir());
         cmd
     }
 
     /// The seed's settings (the Travis block), with Travis variables and Travis-style key names.
-    pub fn seed_std_command(&self) -> Command {
-        let mut cmd = self.std_command();
+    pub fn seed_command(&self) -> Command {
+        let mut cmd = self.command();
         cmd.env("AWS_ACCESS_KEY", "AKIDTRAVISTEST")
-            .env("AWS_SECRET_KEY", "travis-secret-key")
+            .env("AWS_SECRET_KEY", SECRET_KEY)
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
             .env("EB_REGION", REGION)
             .env("EB_APP", APP)
             .env("EB_ENV", ENV)
@@ -234,15 +237,68 @@ impl Emulator {
             .env("TRAVIS_COMMIT", "6f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6");
         cmd
     }
+}
 
-    /// [`Self::std_command`] for assertions.
-    pub fn command(&self) -> assert_cmd::Command {
-        assert_cmd::Command::from_std(self.std_command())
+/// The secret key every seeded run holds; it must never be written anywhere.
+pub const SECRET_KEY: &str = "travis-secret-key-wJalrXUtnFEMI";
+/// The session token every seeded run holds; it must never be written anywhere.
+pub const SESSION_TOKEN: &str = "session-token-FwoGZXIvYXdzEJr";
+/// The env vars whose values are secrets, as eb-deploy treats them.
+pub const SECRET_VARS: [&str; 4] = [
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECRET_KEY",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+];
+
+/// Fails if any of `secrets` is in `text`, but for `::add-mask::` lines, which exist to carry them.
+pub fn assert_no_secrets(text: &str, secrets: &[String], what: &str) {
+    for line in text.lines().filter(|l| !l.starts_with("::add-mask::")) {
+        for secret in secrets {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret leaked into {what}: {line}"
+            );
+        }
     }
+}
 
-    /// [`Self::seed_std_command`] for assertions.
-    pub fn seed_command(&self) -> assert_cmd::Command {
-        assert_cmd::Command::from_std(self.seed_std_command())
+/// Running eb-deploy and checking that nothing it wrote holds a secret.
+pub trait Run {
+    /// Runs to the end; checks stdout, stderr, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY for the values
+    /// of the command's secret env vars and any `extra` secrets.
+    fn run_with_secrets(&mut self, extra: &[String]) -> std::process::Output;
+    /// [`Run::run_with_secrets`] with no extra secrets.
+    fn run(&mut self) -> std::process::Output {
+        self.run_with_secrets(&[])
+    }
+}
+
+impl Run for Command {
+    fn run_with_secrets(&mut self, extra: &[String]) -> std::process::Output {
+        let out = self.output().expect("run eb-deploy");
+        let mut secrets: Vec<String> = extra.to_vec();
+        let mut files = Vec::new();
+        for (name, value) in self.get_envs() {
+            let (Some(name), Some(value)) = (name.to_str(), value) else {
+                continue;
+            };
+            if SECRET_VARS.contains(&name) {
+                secrets.push(value.to_string_lossy().to_string());
+            }
+            if name == "GITHUB_OUTPUT" || name == "GITHUB_STEP_SUMMARY" {
+                files.push(PathBuf::from(value));
+            }
+        }
+        let (stdout, stderr) = output_text(&out);
+        assert_no_secrets(&stdout, &secrets, "stdout");
+        assert_no_secrets(&stderr, &secrets, "stderr");
+        for file in files {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                assert_no_secrets(&text, &secrets, &file.display().to_string());
+            }
+        }
+        out
     }
 }
 
