@@ -70,7 +70,7 @@ pub struct Failure {
 pub fn failure<E, R>(err: &SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
     SdkError<E, R>: RequestId,
 {
     let request_id = err.request_id().map(str::to_string);
@@ -88,10 +88,25 @@ where
         }
         other => Failure {
             code: None,
-            message: DisplayErrorContext(other).to_string(),
+            message: chain(other),
             request_id,
         },
     }
+}
+
+/// An error and its sources, `a: b: c`, skipping a source whose text its parent already shows.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl Failure {
@@ -116,7 +131,7 @@ impl Failure {
 pub fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
     SdkError<E, R>: RequestId,
 {
     failure(&err).into_error(operation)

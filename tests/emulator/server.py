@@ -18,7 +18,7 @@ Control endpoints, under /_emulator/ (never AWS traffic, never in the request lo
   GET    /_emulator/s3?bucket=B            the objects of a bucket: key, size, sha256, metadata
   GET    /_emulator/s3/object?bucket=B&key=K   one object's bytes
 
-Run: python server.py [--host 127.0.0.1] [--port 0] [--deploy-delay 0.5]
+Run: python server.py [--host 127.0.0.1] [--port 0] [--deploy-delay 0.5] [--tls-cert C --tls-key K]
 It prints one line `listening http://HOST:PORT` on stdout once it accepts connections, and exits when
 its stdin closes (so a test that dies never leaves it behind) unless --no-stdin-watch is given.
 """
@@ -252,13 +252,19 @@ def main():
     parser.add_argument("--deploy-delay", type=float, default=0.5)
     parser.add_argument("--no-stdin-watch", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this private key (PEM)")
     args = parser.parse_args()
 
     app = Emulator(args.deploy_delay)
     handler = QuietHandler if args.quiet else MotoRequestHandler
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = make_server(
+        args.host, args.port, app, threaded=True, request_handler=handler, ssl_context=tls
+    )
     host, port = server.server_address[:2]
-    print(f"listening http://{host}:{port}", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"listening {scheme}://{host}:{port}", flush=True)
 
     if not args.no_stdin_watch:
 
