@@ -49,8 +49,86 @@ impl Bundle {
     }
 }
 
+/// A bundle checked but not yet zipped or hashed: everything that can be wrong with the input is
+/// found here, before any AWS call; the slow part ([`Checked::finish`]) can then run alongside them.
+#[derive(Debug)]
+pub enum Checked {
+    /// Files to zip, in order, with their entries.
+    Dir {
+        files: Vec<(String, PathBuf)>,
+        entries: Vec<Entry>,
+        dockerrun: Dockerrun,
+    },
+    /// A prebuilt zip to hash and upload as it is.
+    Zip {
+        path: PathBuf,
+        entries: Vec<Entry>,
+        dockerrun: Option<Dockerrun>,
+    },
+}
+
+impl Checked {
+    /// Writes the zip (or hashes the prebuilt one).
+    pub fn finish(self) -> Result<Bundle> {
+        match self {
+            Checked::Dir {
+                files,
+                entries,
+                dockerrun,
+            } => {
+                let temp = tempfile::Builder::new()
+                    .prefix("eb-deploy-")
+                    .suffix(".zip")
+                    .tempfile()
+                    .map_err(|e| io_error("temporary zip", e))?;
+                let (file, temp_path) = temp.into_parts();
+                write_zip(file, &files, &entries).map_err(|e| io_error("temporary zip", e))?;
+                let (sha256, size) =
+                    hash_file(&temp_path).map_err(|e| io_error("temporary zip", e))?;
+                if size > MAX_BYTES {
+                    return Err(too_big("the zip", size));
+                }
+                Ok(Bundle {
+                    path: temp_path.to_path_buf(),
+                    _temp: Some(temp_path),
+                    sha256,
+                    size,
+                    entries,
+                    dockerrun: Some(dockerrun),
+                })
+            }
+            Checked::Zip {
+                path,
+                entries,
+                dockerrun,
+            } => {
+                let (sha256, size) =
+                    hash_file(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
+                Ok(Bundle {
+                    path,
+                    _temp: None,
+                    sha256,
+                    size,
+                    entries,
+                    dockerrun,
+                })
+            }
+        }
+    }
+}
+
 /// Builds the deterministic zip of `dir` in a temporary file.
 pub fn build(dir: &Path) -> Result<Bundle> {
+    check_dir(dir)?.finish()
+}
+
+/// Checks a prebuilt zip and hashes it.
+pub fn prebuilt(path: &Path) -> Result<Bundle> {
+    check_zip(path)?.finish()
+}
+
+/// Checks the bundle folder: what goes in, links, size, and Dockerrun.aws.json.
+pub fn check_dir(dir: &Path) -> Result<Checked> {
     let root = dir.canonicalize().map_err(|e| {
         Error::setting(
             "EB_BUNDLE_DIR",
@@ -111,30 +189,15 @@ pub fn build(dir: &Path) -> Result<Bundle> {
     let dockerrun_bytes =
         fs::read(root.join(dockerrun::FILE)).map_err(|e| io_error(dockerrun::FILE, e))?;
     let dockerrun = dockerrun::validate(&dockerrun_bytes, siblings)?;
-
-    let temp = tempfile::Builder::new()
-        .prefix("eb-deploy-")
-        .suffix(".zip")
-        .tempfile()
-        .map_err(|e| io_error("temporary zip", e))?;
-    let (file, temp_path) = temp.into_parts();
-    write_zip(file, &files, &entries).map_err(|e| io_error("temporary zip", e))?;
-    let (sha256, size) = hash_file(&temp_path).map_err(|e| io_error("temporary zip", e))?;
-    if size > MAX_BYTES {
-        return Err(too_big("the zip", size));
-    }
-    Ok(Bundle {
-        path: temp_path.to_path_buf(),
-        _temp: Some(temp_path),
-        sha256,
-        size,
+    Ok(Checked::Dir {
+        files,
         entries,
-        dockerrun: Some(dockerrun),
+        dockerrun,
     })
 }
 
 /// Checks a prebuilt zip: size, readable archive, and Dockerrun.aws.json at its root when it has one.
-pub fn prebuilt(path: &Path) -> Result<Bundle> {
+pub fn check_zip(path: &Path) -> Result<Checked> {
     let shown = path.display().to_string();
     let meta = fs::metadata(path).map_err(|e| {
         Error::setting(
@@ -203,12 +266,8 @@ pub fn prebuilt(path: &Path) -> Result<Bundle> {
     } else {
         None
     };
-    let (sha256, size) = hash_file(path).map_err(|e| io_error(&shown, e))?;
-    Ok(Bundle {
+    Ok(Checked::Zip {
         path: path.to_path_buf(),
-        _temp: None,
-        sha256,
-        size,
         entries,
         dockerrun,
     })

@@ -1,15 +1,18 @@
 //! The story of a deploy: gate -> bundle -> label -> (dry run stops here) -> pre-flight -> upload ->
 //! version -> update -> wait.
 
-use crate::beanstalk::{self, Beanstalk, Created};
+use crate::Failed;
+use crate::beanstalk::{self, Beanstalk, Created, EnvState, VersionInfo};
 use crate::bundle::{self, Bundle};
+use crate::cancel::Cancel;
 use crate::ci::BuildContext;
 use crate::error::{Error, Result};
 use crate::github;
 use crate::report::{self, BundleReport, Outcome};
 use crate::settings::{BranchRule, Settings, Source, sanitise_description};
-use crate::upload::Storage;
+use crate::upload::{ObjectInfo, Put, Storage};
 use crate::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Whether this build may deploy.
@@ -52,6 +55,20 @@ pub fn gate(rule: &BranchRule, build: &BuildContext) -> Result<Gate> {
     }
 }
 
+/// Checks the bundle's input (files, links, size, Dockerrun.aws.json) without building it. Local
+/// only: a bad bundle is reported before any AWS call.
+pub fn check(source: &Source) -> Result<bundle::Checked> {
+    match source {
+        Source::Dir(dir) => bundle::check_dir(dir),
+        Source::Zip(zip) => bundle::check_zip(zip),
+    }
+}
+
+/// Builds the zip (or hashes the prebuilt one) off the async runtime.
+pub fn finish(checked: bundle::Checked) -> JoinHandle<Result<Bundle>> {
+    tokio::task::spawn_blocking(move || checked.finish())
+}
+
 /// A deploy that passed the gate, with its bundle built and checked.
 pub struct Plan {
     pub settings: Settings,
@@ -61,32 +78,43 @@ pub struct Plan {
     pub key: String,
 }
 
-/// Builds (or checks) the bundle and names the version. Reads local files only.
-pub async fn plan(settings: Settings, build: &BuildContext) -> Result<Plan> {
-    let source = settings.source.clone();
-    let bundle = tokio::task::spawn_blocking(move || match source {
-        Source::Dir(dir) => bundle::build(&dir),
-        Source::Zip(zip) => bundle::prebuilt(&zip),
-    })
-    .await
-    .expect("the bundle task does not panic")?;
-    let label = match &settings.label {
-        Some(label) => label.clone(),
-        None => derive_label(build.sha.as_deref(), &bundle.sha256),
-    };
-    let description = settings
-        .description
-        .clone()
-        .or_else(|| build.message.as_deref().map(sanitise_description))
-        .filter(|d| !d.is_empty());
-    let key = settings.key_for(&label);
-    Ok(Plan {
-        settings,
-        bundle,
-        label,
-        description,
-        key,
-    })
+impl Plan {
+    /// Names the version and its key.
+    pub fn new(settings: Settings, build: &BuildContext, bundle: Bundle) -> Plan {
+        let label = match &settings.label {
+            Some(label) => label.clone(),
+            None => derive_label(build.sha.as_deref(), &bundle.sha256),
+        };
+        let description = settings
+            .description
+            .clone()
+            .or_else(|| build.message.as_deref().map(sanitise_description))
+            .filter(|d| !d.is_empty());
+        let key = settings.key_for(&label);
+        Plan {
+            settings,
+            bundle,
+            label,
+            description,
+            key,
+        }
+    }
+
+    /// The outcome of a run that ends here, and what it would have done.
+    pub fn outcome(&self, result: report::Result, started: Instant) -> Outcome {
+        Outcome {
+            result,
+            label: Some(self.label.clone()),
+            s3_key: Some(self.key.clone()),
+            description: self.description.clone(),
+            bundle: Some(BundleReport {
+                sha256: self.bundle.sha256.clone(),
+                size: self.bundle.size,
+                entries: self.bundle.entries.clone(),
+            }),
+            ..base(&self.settings, started)
+        }
+    }
 }
 
 /// `git-<commit>-<bundle hash>`, or `bundle-<hash>` without a commit: the same build gives the same
@@ -136,131 +164,167 @@ fn base(settings: &Settings, started: Instant) -> Outcome {
     }
 }
 
-impl Plan {
-    /// The outcome of a run that ends here, and what it would have done.
-    pub fn outcome(&self, result: report::Result, started: Instant) -> Outcome {
-        Outcome {
-            result,
-            label: Some(self.label.clone()),
-            s3_key: Some(self.key.clone()),
-            description: self.description.clone(),
-            bundle: Some(BundleReport {
-                sha256: self.bundle.sha256.clone(),
-                size: self.bundle.size,
-                entries: self.bundle.entries.clone(),
-            }),
-            ..base(&self.settings, started)
-        }
-    }
+/// What the pre-flight found.
+struct Preflight {
+    environment: Option<EnvState>,
+    /// The version of an explicit label, when it exists already.
+    version: Option<VersionInfo>,
 }
 
-/// Runs the plan against AWS: pre-flight, upload, version, update, wait.
+/// The checks that need no bundle, run together while the zip is built: the environment exists and
+/// is not terminated, the bucket is in our region, and an explicit label's version.
+async fn preflight<S: Storage, B: Beanstalk>(s: &Settings, s3: &S, eb: &B) -> Result<Preflight> {
+    let environment = async {
+        match &s.env {
+            Some(env) => match eb.environment(&s.app, env).await? {
+                None => Err(watch::gone(&s.app, env, "missing")),
+                Some(state) if matches!(state.status.as_str(), "Terminating" | "Terminated") => {
+                    Err(watch::gone(&s.app, env, &state.status))
+                }
+                Some(state) => Ok(Some(state)),
+            },
+            None => Ok(None),
+        }
+    };
+    let version = async {
+        match &s.label {
+            Some(label) => eb.version(&s.app, label).await,
+            None => Ok(None),
+        }
+    };
+    let (environment, region, version) =
+        tokio::join!(environment, s3.bucket_region(&s.bucket), version);
+    let region = region?;
+    if !region.is_empty() && region != s.region {
+        return Err(Error::setting(
+            "EB_BUCKET_NAME",
+            "--bucket-name",
+            format!(
+                "bucket {} is in {region}, but the environment is in {} (EB_REGION / --region); \
+                 Beanstalk reads bundles only from a bucket in its own region",
+                s.bucket, s.region
+            ),
+        ));
+    }
+    Ok(Preflight {
+        environment: environment?,
+        version: version?,
+    })
+}
+
+/// Runs the deploy against AWS: the zip is finished while the pre-flight checks run; then upload,
+/// version, update, wait. The critical path is three requests: PutObject, CreateApplicationVersion,
+/// UpdateEnvironment.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute<S: Storage, B: Beanstalk>(
-    plan: &Plan,
+    settings: Settings,
+    build: &BuildContext,
+    zip: JoinHandle<Result<Bundle>>,
     s3: &S,
     eb: &B,
+    cancel: &Cancel,
+    started: Instant,
+    deadline: Instant,
+) -> std::result::Result<Outcome, Failed> {
+    let (bundle, checks) = tokio::join!(zip, preflight(&settings, s3, eb));
+    let bundle = bundle.expect("the bundle task does not panic")?;
+    let plan = Plan::new(settings, build, bundle);
+    let known = |error: Error| Failed {
+        known: Some(plan.outcome(report::failure_result(&error), started)),
+        error,
+    };
+    let checks = checks.map_err(known)?;
+    deploy(&plan, checks, s3, eb, cancel, started, deadline)
+        .await
+        .map_err(known)
+}
+
+async fn deploy<S: Storage, B: Beanstalk>(
+    plan: &Plan,
+    checks: Preflight,
+    s3: &S,
+    eb: &B,
+    cancel: &Cancel,
     started: Instant,
     deadline: Instant,
 ) -> Result<Outcome> {
     let s = &plan.settings;
     let (app, bucket, key, label) = (&s.app, &s.bucket, &plan.key, &plan.label);
-
-    // Pre-flight, concurrently: the environment, the label, the object.
-    let environment = async {
-        match &s.env {
-            Some(env) => eb.environment(app, env).await.map(Some),
-            None => Ok(None),
-        }
+    let conflict = |detail: String| Error::LabelConflict {
+        label: label.clone(),
+        detail,
     };
-    let (environment, version, object, bucket_region) = tokio::join!(
-        environment,
-        eb.version(app, label),
-        s3.head(bucket, key),
-        s3.bucket_region(bucket)
-    );
-    let bucket_region = bucket_region?;
-    if !bucket_region.is_empty() && bucket_region != s.region {
-        return Err(Error::setting(
-            "EB_BUCKET_NAME",
-            "--bucket-name",
-            format!(
-                "bucket {bucket} is in {bucket_region}, but the environment is in {} \
-                 (EB_REGION / --region); Beanstalk reads bundles only from a bucket in its own region",
-                s.region
-            ),
-        ));
-    }
-    let environment = match (&s.env, environment?) {
-        (Some(env), Some(None)) => return Err(watch::gone(app, env, "missing")),
-        (_, found) => found.flatten(),
+    let points_here = |v: &VersionInfo| {
+        v.bucket.as_deref() == Some(bucket.as_str()) && v.key.as_deref() == Some(key.as_str())
     };
-    if let Some(state) = &environment {
-        if matches!(state.status.as_str(), "Terminating" | "Terminated") {
-            return Err(watch::gone(app, &state.name, &state.status));
-        }
-    }
-    let (version, object) = (version?, object?);
-    let same_object = object
-        .as_ref()
-        .is_some_and(|o| o.sha256.as_deref() == Some(plan.bundle.sha256.as_str()));
+    let same_bundle = |o: &ObjectInfo| o.sha256.as_deref() == Some(plan.bundle.sha256.as_str());
 
-    let reused = match version {
-        Some(existing) => {
-            let points_here = existing.bucket.as_deref() == Some(bucket.as_str())
-                && existing.key.as_deref() == Some(key.as_str());
-            if !(points_here && same_object) {
-                return Err(Error::LabelConflict {
-                    label: label.clone(),
-                    detail: if points_here {
-                        format!("s3://{bucket}/{key} holds another bundle")
-                    } else {
-                        format!(
-                            "it points at s3://{}/{}",
-                            existing.bucket.unwrap_or_default(),
-                            existing.key.unwrap_or_default()
-                        )
-                    },
-                });
+    let reused = if let Some(existing) = checks.version {
+        // An explicit label that exists: fine only if it is this very bundle.
+        if !points_here(&existing) {
+            return Err(conflict(format!(
+                "it points at s3://{}/{}",
+                existing.bucket.unwrap_or_default(),
+                existing.key.unwrap_or_default()
+            )));
+        }
+        match s3.head(bucket, key).await? {
+            Some(object) if same_bundle(&object) => {}
+            _ => {
+                return Err(conflict(format!(
+                    "s3://{bucket}/{key} holds another bundle"
+                )));
+            }
+        }
+        tracing::info!("version {label} already exists with this bundle; reusing it");
+        true
+    } else {
+        cancel.check(|| "nothing was written".into())?;
+        tracing::info!(
+            "uploading {} bytes to s3://{bucket}/{key}",
+            plan.bundle.size
+        );
+        match s3.put(bucket, key, &plan.bundle, cancel).await? {
+            Put::Stored => {}
+            Put::Exists(object) if same_bundle(&object) => {
+                tracing::info!("s3://{bucket}/{key} already holds this bundle; not replacing it");
+            }
+            Put::Exists(_) => {
+                return Err(conflict(format!(
+                    "s3://{bucket}/{key} holds another bundle, left untouched"
+                )));
+            }
+        }
+        cancel.check(|| format!("the bundle is at s3://{bucket}/{key}; no version was created"))?;
+        let created = eb
+            .create_version(app, label, plan.description.as_deref(), bucket, key)
+            .await?;
+        if created == Created::AlreadyExists {
+            // A re-run, another run, or a retried request made it: fine if it is this bundle.
+            match eb.version(app, label).await? {
+                Some(v) if points_here(&v) => {}
+                other => {
+                    let at = other
+                        .map(|v| {
+                            format!(
+                                "s3://{}/{}",
+                                v.bucket.unwrap_or_default(),
+                                v.key.unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_else(|| "another bundle".into());
+                    return Err(conflict(format!("it points at {at}")));
+                }
             }
             tracing::info!("version {label} already exists with this bundle; reusing it");
             true
-        }
-        None => {
-            if same_object {
-                tracing::info!(
-                    "s3://{bucket}/{key} already holds this bundle; not uploading again"
-                );
-            } else if object.is_some() {
-                return Err(Error::LabelConflict {
-                    label: label.clone(),
-                    detail: format!("s3://{bucket}/{key} holds another bundle, left untouched"),
-                });
-            } else {
-                tracing::info!(
-                    "uploading {} bytes to s3://{bucket}/{key}",
-                    plan.bundle.size
-                );
-                s3.put(bucket, key, &plan.bundle).await?;
-            }
-            let created = eb
-                .create_version(app, label, plan.description.as_deref(), bucket, key)
-                .await?;
-            if created == Created::AlreadyExists {
-                // Another run (or a retried request) made it meanwhile: fine if it is this bundle.
-                let again = eb.version(app, label).await?;
-                if again.as_ref().and_then(|v| v.key.as_deref()) != Some(key.as_str()) {
-                    return Err(Error::LabelConflict {
-                        label: label.clone(),
-                        detail: "it was created meanwhile for another bundle".into(),
-                    });
-                }
-            }
+        } else {
             tracing::info!("created version {label} of {app}");
-            created == Created::AlreadyExists
+            false
         }
     };
 
-    let (Some(env), Some(mut state)) = (&s.env, environment) else {
+    let (Some(env), Some(mut state)) = (&s.env, checks.environment) else {
         let mut outcome = plan.outcome(report::Result::VersionCreated, started);
         outcome.version_reused = reused;
         return Ok(outcome);
@@ -268,8 +332,9 @@ pub async fn execute<S: Storage, B: Beanstalk>(
 
     let request_id = loop {
         if state.status != "Ready" {
-            state = watch::until_ready(eb, app, env, state, deadline, started).await?;
+            state = watch::until_ready(eb, app, env, state, cancel, deadline, started).await?;
         }
+        cancel.check(|| format!("version {label} exists; {env} was not updated"))?;
         match eb.update_environment(app, env, label).await {
             Ok(id) => break id,
             // Someone else started an update between our look and ours: queue behind it.
@@ -290,11 +355,14 @@ pub async fn execute<S: Storage, B: Beanstalk>(
     github::group(&format!("Waiting for {env} to run {label}"));
     let watched = watch::deploy(
         eb,
-        app,
-        env,
-        label,
-        &request_id,
-        s.health,
+        watch::Target {
+            app,
+            env,
+            label,
+            request_id: &request_id,
+            min: s.health,
+        },
+        cancel,
         deadline,
         started,
     )

@@ -39,6 +39,13 @@ pub enum Error {
         label: String,
         reason: String,
     },
+    /// SIGINT or SIGTERM stopped the run; `state` says what AWS is left with.
+    #[error("cancelled by {signal}: {state}")]
+    Cancelled {
+        signal: &'static str,
+        code: u8,
+        state: String,
+    },
     /// The deadline passed before the environment settled.
     #[error(
         "timed out after {waited_secs}s waiting for {environment} to run '{label}' ({last_state}); \
@@ -73,6 +80,7 @@ impl Error {
             Error::Setting { .. } | Error::Bundle { .. } | Error::LabelConflict { .. } => 2,
             Error::Aws { .. } | Error::Credentials { .. } => 3,
             Error::Timeout { .. } => 4,
+            Error::Cancelled { code, .. } => *code,
         }
     }
 

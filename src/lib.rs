@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod beanstalk;
 pub mod bundle;
+pub mod cancel;
 pub mod ci;
 pub mod cli;
 pub mod credentials;
@@ -17,6 +18,7 @@ pub mod upload;
 pub mod watch;
 
 use crate::beanstalk::SdkBeanstalk;
+use crate::cancel::Cancel;
 use crate::ci::BuildContext;
 use crate::deploy::Gate;
 use crate::error::Error;
@@ -48,34 +50,31 @@ pub async fn run(
     if let Gate::Skip(reason) = deploy::gate(&settings.branches, &build)? {
         return Ok(deploy::skipped(&settings, reason, started));
     }
-    let plan = deploy::plan(settings, &build).await?;
-    if plan.settings.dry_run {
+    let checked = deploy::check(&settings.source)?;
+    // The zip is built while credentials are obtained and the pre-flight checks run.
+    let zip = deploy::finish(checked);
+    if settings.dry_run {
+        let bundle = zip.await.expect("the bundle task does not panic")?;
+        let plan = deploy::Plan::new(settings, &build, bundle);
         return Ok(plan.outcome(report::Result::DryRun, started));
     }
-    let known = |error: Error| Failed {
-        known: Some(plan.outcome(report::failure_result(&error), started)),
-        error,
-    };
-    let mut config = aws::config(&plan.settings.region, var).await;
-    if let Some((arn, duration)) = &plan.settings.role {
+    let cancel = Cancel::on_signals();
+    let mut config = aws::config(&settings.region, var).await;
+    if let Some((arn, duration)) = &settings.role {
         let role = credentials::RoleSettings {
             arn: arn.clone(),
             duration: *duration,
             session_name: credentials::session_name(var),
         };
         let token = credentials::TokenRequest::from_env(var);
-        config = credentials::assume_role(&config, &role, token, expects_oidc(var))
-            .await
-            .map_err(known)?;
+        config = credentials::assume_role(&config, &role, token, expects_oidc(var)).await?;
     }
     let clients = aws::clients(&config, var);
     let s3 = S3Storage { client: clients.s3 };
     let eb = SdkBeanstalk {
         client: clients.beanstalk,
     };
-    deploy::execute(&plan, &s3, &eb, started, deadline)
-        .await
-        .map_err(known)
+    deploy::execute(settings, &build, zip, &s3, &eb, &cancel, started, deadline).await
 }
 
 /// In GitHub Actions with no other credentials configured, a role can only come through OIDC.

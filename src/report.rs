@@ -26,6 +26,8 @@ pub enum Result {
     Failed,
     /// The deadline passed (exit 4).
     TimedOut,
+    /// SIGINT or SIGTERM (exit 130 or 143).
+    Cancelled,
 }
 
 impl Result {
@@ -39,6 +41,7 @@ impl Result {
             Result::DryRun => "dry-run",
             Result::Failed => "failed",
             Result::TimedOut => "timed-out",
+            Result::Cancelled => "cancelled",
         }
     }
 }
@@ -123,7 +126,7 @@ impl Outcome {
                 "skipped: {}",
                 self.reason.as_deref().unwrap_or("not deployable")
             ),
-            Result::Failed | Result::TimedOut => format!(
+            Result::Failed | Result::TimedOut | Result::Cancelled => format!(
                 "{}: {}",
                 self.result.name(),
                 self.error.as_deref().unwrap_or("unknown error")
@@ -210,6 +213,7 @@ pub fn finish(
 pub fn failure_result(error: &Error) -> Result {
     match error {
         Error::Timeout { .. } => Result::TimedOut,
+        Error::Cancelled { .. } => Result::Cancelled,
         _ => Result::Failed,
     }
 }

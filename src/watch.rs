@@ -2,6 +2,7 @@
 //! our update to end live (our label), Ready and healthy. Events of our update stream to stderr.
 
 use crate::beanstalk::{Beanstalk, EnvState, Event};
+use crate::cancel::{Cancel, Signal, cancelled};
 use crate::error::{Error, Result};
 use crate::report;
 use crate::settings::Health;
@@ -38,10 +39,14 @@ impl Backoff {
 /// Polls that may fail in a row (after the SDK's own retries) before the wait gives up.
 const MAX_POLL_ERRORS: u32 = 5;
 
-/// Sleeps for the next interval, but never past `deadline`.
-async fn pause(backoff: &mut Backoff, deadline: Instant) {
+/// Sleeps for the next interval, but never past `deadline`; returns early with the signal if the run
+/// is cancelled.
+async fn pause(backoff: &mut Backoff, deadline: Instant, cancel: &Cancel) -> Option<Signal> {
     let wake = (Instant::now() + backoff.next_interval()).min(deadline);
-    tokio::time::sleep_until(wake).await;
+    tokio::select! {
+        _ = tokio::time::sleep_until(wake) => None,
+        signal = cancel.wait() => Some(signal),
+    }
 }
 
 /// Waits until `env` is Ready (another deploy may be running). Missing or terminated: exit 3.
@@ -50,6 +55,7 @@ pub async fn until_ready<B: Beanstalk>(
     app: &str,
     env: &str,
     mut state: EnvState,
+    cancel: &Cancel,
     deadline: Instant,
     started: Instant,
 ) -> Result<EnvState> {
@@ -75,7 +81,12 @@ pub async fn until_ready<B: Beanstalk>(
                 last_state: format!("still {} before our update could start", state.status),
             });
         }
-        pause(&mut backoff, deadline).await;
+        if let Some(signal) = pause(&mut backoff, deadline, cancel).await {
+            return Err(cancelled(
+                signal,
+                format!("{env} was busy and was not updated by us"),
+            ));
+        }
         state = match eb.environment(app, env).await? {
             Some(s) => s,
             None => return Err(gone(app, env, "missing")),
@@ -147,18 +158,32 @@ pub struct Watched {
     pub events: Vec<Event>,
 }
 
-/// Waits for our update (`request_id`) of `env` to `label` to succeed or fail, or the deadline.
-#[allow(clippy::too_many_arguments)]
+/// The update being waited for.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub app: &'a str,
+    pub env: &'a str,
+    pub label: &'a str,
+    /// The request id of our UpdateEnvironment: it tags the events of this update.
+    pub request_id: &'a str,
+    pub min: Health,
+}
+
+/// Waits for our update to succeed or fail, or for the deadline.
 pub async fn deploy<B: Beanstalk>(
     eb: &B,
-    app: &str,
-    env: &str,
-    label: &str,
-    request_id: &str,
-    min: Health,
+    target: Target<'_>,
+    cancel: &Cancel,
     deadline: Instant,
     started: Instant,
 ) -> Result<Watched> {
+    let Target {
+        app,
+        env,
+        label,
+        request_id,
+        min,
+    } = target;
     // Filtered by request id; the window only bounds the search, with room for clock skew.
     let since = SystemTime::now() - Duration::from_secs(300);
     let mut backoff = Backoff::default();
@@ -171,7 +196,16 @@ pub async fn deploy<B: Beanstalk>(
         if Instant::now() >= deadline {
             return Err(deadline_error(env, label, last, last_verdict, started));
         }
-        pause(&mut backoff, deadline).await;
+        if let Some(signal) = pause(&mut backoff, deadline, cancel).await {
+            return Err(cancelled(
+                signal,
+                format!(
+                    "the update of {env} to '{label}' (request {request_id}) was started and goes \
+                     on in AWS; follow it with `aws elasticbeanstalk describe-events \
+                     --environment-name {env}`"
+                ),
+            ));
+        }
         let (state, new_events) = tokio::join!(
             eb.environment(app, env),
             eb.events(app, env, request_id, since)
@@ -328,17 +362,14 @@ mod tests {
 
     async fn run(script: &Script, min: Health, timeout: Duration) -> Result<Watched> {
         let started = Instant::now();
-        deploy(
-            script,
-            "a",
-            "e",
-            "v2",
-            "req",
+        let target = Target {
+            app: "a",
+            env: "e",
+            label: "v2",
+            request_id: "req",
             min,
-            started + timeout,
-            started,
-        )
-        .await
+        };
+        deploy(script, target, &Cancel::never(), started + timeout, started).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -440,6 +471,7 @@ mod tests {
             "a",
             "e",
             env("Updating", "Grey", "v0"),
+            &Cancel::never(),
             start + Duration::from_secs(60),
             start,
         )
@@ -447,6 +479,36 @@ mod tests {
         .unwrap();
         assert_eq!(state.status, "Ready");
         assert_eq!(*script.polls.borrow(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_stops_the_wait_and_says_the_update_goes_on() {
+        let script = Script::new(vec![env("Updating", "Grey", "v1")], vec![]);
+        let (cancel, fire) = Cancel::manual();
+        let started = Instant::now();
+        let target = Target {
+            app: "a",
+            env: "e",
+            label: "v2",
+            request_id: "req-1",
+            min: Health::Green,
+        };
+        let wait = deploy(
+            &script,
+            target,
+            &cancel,
+            started + Duration::from_secs(600),
+            started,
+        );
+        let stop = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            fire(Signal::Interrupt);
+        };
+        let (result, ()) = tokio::join!(wait, stop);
+        let err = result.unwrap_err();
+        assert_eq!(err.exit_code(), 130);
+        assert!(err.to_string().contains("request req-1"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4));
     }
 
     #[test]

@@ -330,12 +330,14 @@ fn rerunning_the_same_build_reuses_its_version() {
             assert!(stdout.contains("version reused"), "{stdout}");
         }
     }
-    let puts = emu
-        .operations()
+    // The second run's conditional PutObject (If-None-Match: *) is refused: nothing is replaced.
+    let puts: Vec<u64> = emu
+        .requests()
         .iter()
-        .filter(|o| *o == "PutObject")
-        .count();
-    assert_eq!(puts, 1, "the second run uploads nothing");
+        .filter(|r| r["operation"] == "PutObject")
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(puts, [200, 412], "one object stored, never overwritten");
 }
 
 #[test]
@@ -430,4 +432,49 @@ fn a_missing_environment_is_exit_3_before_any_upload() {
         "{stderr}"
     );
     assert!(emu.keys(BUCKET).is_empty(), "nothing uploaded");
+}
+
+/// A bundle folder with the example's Dockerrun.aws.json and `mib` MiB of incompressible bytes.
+fn big_bundle(mib: usize) -> tempfile::TempDir {
+    let dir = bundle_dir(&example_dockerrun());
+    std::fs::create_dir_all(dir.path().join(".ebextensions")).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut bytes = Vec::with_capacity(mib << 20);
+    while bytes.len() < mib << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.path().join(".ebextensions/assets.bin"), bytes).unwrap();
+    dir
+}
+
+#[test]
+fn a_large_bundle_goes_up_in_parallel_parts() {
+    let emu = Emulator::seeded();
+    let dir = big_bundle(20);
+    let out = emu
+        .seed_command()
+        .env("EB_BUNDLE_DIR", dir.path())
+        .env("EB_OUTPUT", "json")
+        .run();
+    let (stdout, stderr) = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let result: Value = serde_json::from_str(&stdout).unwrap();
+    let ops = emu.operations();
+    let count = |name: &str| ops.iter().filter(|o| *o == name).count();
+    assert_eq!(count("CreateMultipartUpload"), 1, "{ops:?}");
+    assert_eq!(count("UploadPart"), 3, "20 MiB in 8 MiB parts: {ops:?}");
+    assert_eq!(count("CompleteMultipartUpload"), 1);
+    assert_eq!(count("PutObject"), 0);
+    let bucket = emu.bucket(BUCKET);
+    assert_eq!(bucket["multipart_uploads"].as_array().unwrap().len(), 0);
+    let object = &bucket["objects"][0];
+    assert_eq!(
+        object["sha256"], result["bundle"]["sha256"],
+        "the object is the bundle, byte for byte"
+    );
+    assert_eq!(object["size"], result["bundle"]["size"]);
+    assert_eq!(emu.env_label(ENV).as_deref(), result["label"].as_str());
 }
