@@ -17,13 +17,17 @@ pub struct Clients {
 }
 
 /// Loads the SDK configuration for `region`. Makes no request: credentials are resolved on first use.
-pub async fn config(region: &str, var: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
+pub async fn config(
+    region: &str,
+    http_timeout: Duration,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(60))
+                .read_timeout(http_timeout)
                 .build(),
         );
     if let Some(credentials) = travis_style_credentials(var) {

@@ -75,6 +75,10 @@ pub struct Cli {
     #[arg(long, env = "EB_HEALTH", value_name = "COLOR")]
     pub health: Option<String>,
 
+    /// How long one HTTP attempt may wait for an answer before it is retried: 1s to 10m [default: 60s]
+    #[arg(long, env = "EB_HTTP_TIMEOUT", value_name = "DURATION")]
+    pub http_timeout: Option<String>,
+
     /// IAM role to assume: with GitHub's OIDC token in Actions, else with the current credentials
     #[arg(long, env = "EB_ROLE_ARN", value_name = "ARN")]
     pub role_arn: Option<String>,

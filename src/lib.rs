@@ -59,7 +59,7 @@ pub async fn run(
         return Ok(plan.outcome(report::Result::DryRun, started));
     }
     let cancel = Cancel::on_signals();
-    let mut config = aws::config(&settings.region, var).await;
+    let mut config = aws::config(&settings.region, settings.http_timeout, var).await;
     if let Some((arn, duration)) = &settings.role {
         let role = credentials::RoleSettings {
             arn: arn.clone(),

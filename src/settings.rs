@@ -73,6 +73,8 @@ pub struct Settings {
     pub health: Health,
     /// The role to assume, and its session length.
     pub role: Option<(String, Duration)>,
+    /// How long one HTTP attempt may wait for an answer.
+    pub http_timeout: Duration,
 }
 
 impl Settings {
@@ -202,6 +204,19 @@ impl Settings {
                 Some((arn, duration))
             }
         };
+        let http_timeout = match non_empty(cli.http_timeout, "EB_HTTP_TIMEOUT", "--http-timeout")? {
+            None => Duration::from_secs(60),
+            Some(text) => parse_duration(&text)
+                .filter(|d| d.as_secs() <= 600)
+                .ok_or_else(|| {
+                    Error::setting(
+                        "EB_HTTP_TIMEOUT",
+                        "--http-timeout",
+                        format!("'{text}' is not a duration from 1s to 10m"),
+                    )
+                })?,
+        };
+        check_retry_env(var)?;
         Ok(Settings {
             region,
             app,
@@ -219,6 +234,7 @@ impl Settings {
             wait_timeout,
             health,
             role,
+            http_timeout,
         })
     }
 
@@ -481,6 +497,30 @@ pub fn sanitise_description(text: &str) -> String {
         cut.push_str("...");
         cut
     }
+}
+
+/// The SDK reads AWS_MAX_ATTEMPTS and AWS_RETRY_MODE itself, and panics on values it cannot use
+/// (`legacy`, `0`): refuse them here with a clear message instead.
+fn check_retry_env(var: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    if let Some(mode) = var("AWS_RETRY_MODE") {
+        if !matches!(mode.to_ascii_lowercase().as_str(), "standard" | "adaptive") {
+            return Err(Error::setting(
+                "AWS_RETRY_MODE",
+                "(env only)",
+                format!("'{mode}' is not supported: use standard or adaptive"),
+            ));
+        }
+    }
+    if let Some(attempts) = var("AWS_MAX_ATTEMPTS") {
+        if !attempts.parse::<u32>().is_ok_and(|n| (1..=20).contains(&n)) {
+            return Err(Error::setting(
+                "AWS_MAX_ATTEMPTS",
+                "(env only)",
+                format!("'{attempts}' is not a whole number of attempts from 1 to 20"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.

@@ -434,22 +434,6 @@ fn a_missing_environment_is_exit_3_before_any_upload() {
     assert!(emu.keys(BUCKET).is_empty(), "nothing uploaded");
 }
 
-/// A bundle folder with the example's Dockerrun.aws.json and `mib` MiB of incompressible bytes.
-fn big_bundle(mib: usize) -> tempfile::TempDir {
-    let dir = bundle_dir(&example_dockerrun());
-    std::fs::create_dir_all(dir.path().join(".ebextensions")).unwrap();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut bytes = Vec::with_capacity(mib << 20);
-    while bytes.len() < mib << 20 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    std::fs::write(dir.path().join(".ebextensions/assets.bin"), bytes).unwrap();
-    dir
-}
-
 #[test]
 fn a_large_bundle_goes_up_in_parallel_parts() {
     let emu = Emulator::seeded();

@@ -2,6 +2,8 @@
 //! for its control endpoints, and the eb-deploy command with a clean environment.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -343,4 +345,20 @@ pub fn output_text(out: &std::process::Output) -> (String, String) {
 /// The Dockerrun.aws.json of the multi-docker example.
 pub fn example_dockerrun() -> String {
     std::fs::read_to_string(example().join("Dockerrun.aws.json")).unwrap()
+}
+
+/// A bundle folder with the example's Dockerrun.aws.json and `mib` MiB of incompressible bytes.
+pub fn big_bundle(mib: usize) -> tempfile::TempDir {
+    let dir = bundle_dir(&example_dockerrun());
+    std::fs::create_dir_all(dir.path().join(".ebextensions")).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut bytes = Vec::with_capacity(mib << 20);
+    while bytes.len() < mib << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.path().join(".ebextensions/assets.bin"), bytes).unwrap();
+    dir
 }
