@@ -16,6 +16,29 @@ pub struct Clients {
     pub beanstalk: aws_sdk_elasticbeanstalk::Client,
 }
 
+/// The CA bundles of common distributions, and of our FROM-scratch image.
+const CA_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Points SSL_CERT_FILE at the system's CA bundle when neither it nor SSL_CERT_DIR is set.
+/// Otherwise the TLS roots are loaded from the bundle *and* every file of /etc/ssl/certs, which
+/// was most of the start-up time. Call it first thing in `main`, before any thread exists.
+pub fn prefer_ca_bundle_file() {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return;
+    }
+    if let Some(bundle) = CA_BUNDLES
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    {
+        // SAFETY: called at the start of main, while the process has a single thread.
+        unsafe { std::env::set_var("SSL_CERT_FILE", bundle) };
+    }
+}
+
 /// Loads the SDK configuration for `region`. Makes no request: credentials are resolved on first use.
 pub async fn config(
     region: &str,
@@ -30,6 +53,17 @@ pub async fn config(
                 .read_timeout(http_timeout)
                 .build(),
         );
+    #[cfg(feature = "tls-ring")]
+    {
+        use aws_smithy_http_client::tls;
+        loader = loader.http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        );
+    }
     if let Some(credentials) = travis_style_credentials(var) {
         loader = loader.credentials_provider(credentials);
     }

@@ -159,21 +159,32 @@ fn from_git(dir: &Path) -> BuildContext {
         let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
         (out.status.success() && !text.is_empty()).then_some(text)
     };
-    let Some(sha) = git(&["rev-parse", "HEAD"]) else {
+    // One process for all three: commit, the refs pointing at it, subject.
+    let Some(out) = git(&["log", "-1", "--format=%H%n%D%n%s"]) else {
         return BuildContext {
             provider: "unknown",
             ..Default::default()
         };
     };
+    let mut lines = out.lines();
+    let sha = lines.next().map(str::to_string);
+    let refs = lines.next().unwrap_or_default();
     BuildContext {
         provider: "git",
-        // "HEAD" means detached: no branch to check against the rule.
-        branch: git(&["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD"),
+        branch: branch_of(refs),
         tag: None,
         pull_request: None,
-        sha: Some(sha),
-        message: git(&["log", "-1", "--format=%s"]),
+        sha,
+        message: lines.next().map(str::to_string).filter(|m| !m.is_empty()),
     }
+}
+
+/// The branch in `git log --format=%D` output (`HEAD -> main, origin/main, tag: v1`); none when
+/// HEAD is detached.
+fn branch_of(refs: &str) -> Option<String> {
+    refs.split(", ")
+        .find_map(|r| r.strip_prefix("HEAD -> "))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -265,6 +276,42 @@ mod tests {
             ("BUILD_SOURCEBRANCH", "refs/pull/12/merge"),
         ]);
         assert_eq!(azure.pull_request.as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn git_refs_name_the_branch_unless_detached() {
+        assert_eq!(
+            branch_of("HEAD -> main, origin/main, tag: v1").as_deref(),
+            Some("main")
+        );
+        assert_eq!(branch_of("HEAD, origin/main"), None);
+        assert_eq!(branch_of(""), None);
+    }
+
+    #[test]
+    fn a_git_checkout_outside_ci() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .output()
+                .unwrap();
+            assert!(ok.status.success(), "{ok:?}");
+        };
+        git(&["init", "-q", "-b", "release"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "ship it"]);
+        let ctx = detect(&|_| None, dir.path());
+        assert_eq!(ctx.provider, "git");
+        assert_eq!(ctx.branch.as_deref(), Some("release"));
+        assert_eq!(ctx.sha.as_ref().map(String::len), Some(40));
+        assert_eq!(ctx.message.as_deref(), Some("ship it"));
+        git(&["checkout", "-q", "--detach"]);
+        assert_eq!(detect(&|_| None, dir.path()).branch, None);
     }
 
     #[test]

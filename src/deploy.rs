@@ -381,6 +381,231 @@ async fn deploy<S: Storage, B: Beanstalk>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::Signal;
+    use crate::settings::{Health, Output};
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    /// Records every call; answers from its fields.
+    #[derive(Default)]
+    struct Fake {
+        calls: RefCell<Vec<String>>,
+        env_statuses: RefCell<Vec<&'static str>>,
+        existing_version: Option<VersionInfo>,
+    }
+
+    impl Fake {
+        fn log(&self, call: &str) {
+            self.calls.borrow_mut().push(call.to_string());
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    impl Storage for Fake {
+        async fn head(&self, _: &str, _: &str) -> Result<Option<ObjectInfo>> {
+            self.log("head");
+            Ok(None)
+        }
+        async fn bucket_region(&self, _: &str) -> Result<String> {
+            self.log("bucket_region");
+            Ok("us-east-2".into())
+        }
+        async fn put(&self, _: &str, key: &str, _: &Bundle, _: &Cancel) -> Result<Put> {
+            self.log(&format!("put {key}"));
+            Ok(Put::Stored)
+        }
+    }
+
+    impl Beanstalk for Fake {
+        async fn environment(&self, _: &str, env: &str) -> Result<Option<EnvState>> {
+            self.log("environment");
+            let mut statuses = self.env_statuses.borrow_mut();
+            let status = if statuses.len() > 1 {
+                statuses.remove(0)
+            } else {
+                statuses[0]
+            };
+            Ok(Some(EnvState {
+                name: env.into(),
+                status: status.into(),
+                health: "Green".into(),
+                version_label: None,
+                cname: None,
+            }))
+        }
+        async fn version(&self, _: &str, label: &str) -> Result<Option<VersionInfo>> {
+            self.log(&format!("version {label}"));
+            Ok(self.existing_version.clone())
+        }
+        async fn create_version(
+            &self,
+            _: &str,
+            label: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &str,
+        ) -> Result<Created> {
+            self.log(&format!("create_version {label}"));
+            Ok(Created::New)
+        }
+        async fn update_environment(&self, _: &str, _: &str, label: &str) -> Result<String> {
+            self.log(&format!("update_environment {label}"));
+            Ok("req-1".into())
+        }
+        async fn events(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: std::time::SystemTime,
+        ) -> Result<Vec<beanstalk::Event>> {
+            Ok(vec![])
+        }
+    }
+
+    fn settings(dir: &std::path::Path, label: Option<&str>) -> Settings {
+        Settings {
+            region: "us-east-2".into(),
+            app: "app".into(),
+            env: Some("app-env".into()),
+            bucket: "bucket".into(),
+            bucket_path: "path".into(),
+            branches: BranchRule::Any,
+            source: Source::Dir(dir.to_path_buf()),
+            label: label.map(str::to_string),
+            description: None,
+            only_create_app_version: false,
+            dry_run: false,
+            output: Output::Text,
+            wait: false,
+            wait_timeout: Duration::from_secs(60),
+            health: Health::Green,
+            role: None,
+            http_timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn run_with(
+        fake: &Fake,
+        label: Option<&str>,
+        cancel: &Cancel,
+    ) -> std::result::Result<Outcome, Failed> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerrun.aws.json"),
+            include_str!("../examples/multi-docker/Dockerrun.aws.json"),
+        )
+        .unwrap();
+        let s = settings(dir.path(), label);
+        let zip = finish(check(&s.source).unwrap());
+        let build = BuildContext {
+            provider: "test",
+            sha: Some("abc123".into()),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        execute(
+            s,
+            &build,
+            zip,
+            fake,
+            fake,
+            cancel,
+            started,
+            started + Duration::from_secs(60),
+        )
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_deploy_is_three_writes_after_the_checks() {
+        let fake = Fake {
+            env_statuses: RefCell::new(vec!["Ready"]),
+            ..Default::default()
+        };
+        let outcome = run_with(&fake, None, &Cancel::never()).await.ok().unwrap();
+        let label = outcome.label.unwrap();
+        assert!(label.starts_with("git-abc123-"));
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 5, "{calls:?}");
+        let checks: std::collections::HashSet<&str> =
+            calls[..2].iter().map(String::as_str).collect();
+        assert_eq!(
+            checks,
+            ["environment", "bucket_region"].into_iter().collect()
+        );
+        assert_eq!(
+            calls[2..],
+            [
+                format!("put path/{label}.zip"),
+                format!("create_version {label}"),
+                format!("update_environment {label}")
+            ]
+        );
+        assert_eq!(outcome.result, report::Result::UpdateStarted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_explicit_label_taken_elsewhere_writes_nothing() {
+        let fake = Fake {
+            env_statuses: RefCell::new(vec!["Ready"]),
+            existing_version: Some(VersionInfo {
+                bucket: Some("other".into()),
+                key: Some("x.zip".into()),
+            }),
+            ..Default::default()
+        };
+        let failed = run_with(&fake, Some("v1"), &Cancel::never())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(failed.error.exit_code(), 2);
+        assert!(failed.error.to_string().contains("s3://other/x.zip"));
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("put") || c.starts_with("create"))
+        );
+        assert_eq!(failed.known.unwrap().label.as_deref(), Some("v1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_environment_is_waited_for_before_the_update() {
+        let fake = Fake {
+            env_statuses: RefCell::new(vec!["Updating", "Updating", "Ready"]),
+            ..Default::default()
+        };
+        run_with(&fake, Some("v2"), &Cancel::never())
+            .await
+            .ok()
+            .unwrap();
+        let calls = fake.calls();
+        let update = calls
+            .iter()
+            .position(|c| c == "update_environment v2")
+            .unwrap();
+        let looks = calls[..update]
+            .iter()
+            .filter(|c| *c == "environment")
+            .count();
+        assert_eq!(looks, 3, "{calls:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_before_the_upload_writes_nothing() {
+        let fake = Fake {
+            env_statuses: RefCell::new(vec!["Ready"]),
+            ..Default::default()
+        };
+        let (cancel, fire) = Cancel::manual();
+        fire(Signal::Terminate);
+        let failed = run_with(&fake, None, &cancel).await.err().unwrap();
+        assert_eq!(failed.error.exit_code(), 143);
+        assert!(!fake.calls().iter().any(|c| c.starts_with("put")));
+    }
 
     fn ctx(branch: Option<&str>, pr: Option<&str>) -> BuildContext {
         BuildContext {

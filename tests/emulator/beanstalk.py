@@ -19,6 +19,7 @@ ACCOUNT = "123456789012"
 SEVERITIES = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 OUTCOMES = {"success", "fail", "rollback", "slow", "yellow"}
 SOLUTION_STACK = "64bit Amazon Linux 2 v3.5.9 running Multi-container Docker"
+PLATFORM = "Multi-container Docker running on 64bit Amazon Linux/2.26.0"
 
 
 class ApiError(Exception):
@@ -227,6 +228,40 @@ class Beanstalk:
             + tag("Status", "UNPROCESSED")
         )
 
+    def op_DescribePlatformVersion(self, region, form, request_id):
+        arn = form.get("PlatformArn") or f"arn:aws:elasticbeanstalk:{region.name}::platform/{PLATFORM}"
+        return (
+            "<PlatformDescription>"
+            + tag("PlatformArn", arn)
+            + tag("PlatformName", PLATFORM.split("/")[0])
+            + tag("PlatformVersion", PLATFORM.split("/")[-1])
+            + tag("PlatformStatus", "Ready")
+            + tag("PlatformCategory", "Docker")
+            + tag("SolutionStackName", SOLUTION_STACK)
+            + tag("PlatformBranchName", "Multi-container Docker running on 64bit Amazon Linux")
+            + tag("PlatformLifecycleState", "Recommended")
+            + "</PlatformDescription>"
+        )
+
+    def op_ListPlatformBranches(self, region, form, request_id):
+        branch = PLATFORM.split("/")[0]
+        wanted = [
+            form[k.replace(".Attribute", ".Values.member.1")]
+            for k in form
+            if k.endswith(".Attribute") and form[k] == "BranchName"
+        ]
+        if wanted and branch not in wanted:
+            return "<PlatformBranchSummaryList/>"
+        return (
+            "<PlatformBranchSummaryList><member>"
+            + tag("PlatformName", "Multi-container Docker")
+            + tag("BranchName", branch)
+            + tag("LifecycleState", "Supported")
+            + tag("BranchOrder", 1)
+            + "<SupportedTierList><member>WebServer/Standard</member></SupportedTierList>"
+            + "</member></PlatformBranchSummaryList>"
+        )
+
     def op_CreateStorageLocation(self, region, form, request_id):
         return tag("S3Bucket", f"elasticbeanstalk-{region.name}-{ACCOUNT}")
 
@@ -317,7 +352,7 @@ class Beanstalk:
             + tag("ApplicationName", e["app"])
             + tag("VersionLabel", e["label"])
             + tag("SolutionStackName", SOLUTION_STACK)
-            + tag("PlatformArn", f"arn:aws:elasticbeanstalk:{region.name}::platform/Multi-container Docker")
+            + tag("PlatformArn", f"arn:aws:elasticbeanstalk:{region.name}::platform/{PLATFORM}")
             + tag("EndpointURL", e["endpoint"])
             + tag("CNAME", e["cname"])
             + tag("DateCreated", iso(e["created"]))

@@ -16,7 +16,7 @@ Control endpoints, under /_emulator/ (never AWS traffic, never in the request lo
   GET    /_emulator/state?region=R         Beanstalk state, as JSON
   GET    /_emulator/identities             STS sessions handed out: access key -> assumed-role ARN
   GET    /_emulator/s3?bucket=B            the objects of a bucket: key, size, sha256, metadata
-  GET    /_emulator/s3/object?bucket=B&key=K   one object's bytes
+  GET    /_emulator/s3/object?bucket=B&key=K   one object's bytes (DELETE removes it)
 
 Run: python server.py [--host 127.0.0.1] [--port 0] [--deploy-delay 0.5] [--tls-cert C --tls-key K]
 It prints one line `listening http://HOST:PORT` on stdout once it accepts connections, and exits when
@@ -186,6 +186,9 @@ class Emulator:
             key = request.args["key"]
             if bucket is None or key not in bucket.keys:
                 return json_response({"error": "NoSuchKey"}, 404)
+            if request.method == "DELETE":
+                bucket.keys.pop(key)
+                return json_response({"ok": True})
             return Response(bucket.keys[key].value, content_type="application/octet-stream")
         return json_response({"error": f"unknown control path {path}"}, 404)
 
