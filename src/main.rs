@@ -1,21 +1,26 @@
 use clap::Parser;
 use eb_deploy::{ci, cli::Cli, github::GitHub, report, secrets, settings::Settings};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     eb_deploy::aws::prefer_ca_bundle_file();
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    // RUST_LOG takes `level` or `target=level,...` (no regex filters: that keeps regex out of the binary).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_target("eb_deploy", tracing::Level::INFO));
+    let format = tracing_subscriber::fmt::layer()
         .with_writer(secrets::RedactingStderr)
         .with_ansi(color)
         .with_target(false)
-        .without_time()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("eb_deploy=info")),
-        )
+        .without_time();
+    tracing_subscriber::registry()
+        .with(format.with_filter(filter))
         .init();
 
     let var = |name: &str| std::env::var(name).ok();
