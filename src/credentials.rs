@@ -91,16 +91,14 @@ pub async fn assume_role(
                 .send()
                 .await
                 .map_err(|err| {
-                    let f = crate::aws::failure(&err);
-                    credentials_error(format!(
-                        "STS AssumeRoleWithWebIdentity for {} failed: {}{}. The role's trust policy \
-                         must allow this repository: Principal Federated \
+                    sts_error(
+                        "AssumeRoleWithWebIdentity",
+                        &role.arn,
+                        crate::aws::failure(&err),
+                        "The role's trust policy must allow this repository: Principal Federated \
                          token.actions.githubusercontent.com, sts:AssumeRoleWithWebIdentity, \
                          aud = sts.amazonaws.com and a sub condition matching repo:OWNER/REPO:*",
-                        role.arn,
-                        f.code.map(|c| format!("{c}: ")).unwrap_or_default(),
-                        f.message
-                    ))
+                    )
                 })?;
             (out.credentials().cloned(), "GitHub OIDC")
         }
@@ -121,14 +119,12 @@ pub async fn assume_role(
                 .send()
                 .await
                 .map_err(|err| {
-                    let f = crate::aws::failure(&err);
-                    credentials_error(format!(
-                        "STS AssumeRole for {} failed: {}{}. The role's trust policy must allow the \
-                         caller's principal",
-                        role.arn,
-                        f.code.map(|c| format!("{c}: ")).unwrap_or_default(),
-                        f.message
-                    ))
+                    sts_error(
+                        "AssumeRole",
+                        &role.arn,
+                        crate::aws::failure(&err),
+                        "The role's trust policy must allow the caller's principal",
+                    )
                 })?;
             (out.credentials().cloned(), "AssumeRole")
         }
@@ -145,6 +141,15 @@ pub async fn assume_role(
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(session))
         .build())
+}
+
+/// A failed STS call, with what the role's trust policy must allow.
+fn sts_error(operation: &str, role: &str, f: crate::aws::Failure, hint: &str) -> Error {
+    credentials_error(format!(
+        "STS {operation} for {role} failed: {}{}. {hint}",
+        f.code.map(|c| format!("{c}: ")).unwrap_or_default(),
+        f.message
+    ))
 }
 
 fn session_credentials(c: &StsCredentials) -> Credentials {

@@ -160,7 +160,6 @@ fn base(settings: &Settings, started: Instant) -> Outcome {
         environment_url: None,
         duration_ms: started.elapsed().as_millis(),
         events: vec![],
-        error: None,
     }
 }
 

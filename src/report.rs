@@ -82,9 +82,6 @@ pub struct Outcome {
     pub environment_url: Option<String>,
     pub duration_ms: u128,
     pub events: Vec<Event>,
-    /// Why the run failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 impl Outcome {
@@ -126,11 +123,10 @@ impl Outcome {
                 "skipped: {}",
                 self.reason.as_deref().unwrap_or("not deployable")
             ),
-            Result::Failed | Result::TimedOut | Result::Cancelled => format!(
-                "{}: {}",
-                self.result.name(),
-                self.error.as_deref().unwrap_or("unknown error")
-            ),
+            // Failures are printed by `print_error`, with their error.
+            Result::Failed | Result::TimedOut | Result::Cancelled => {
+                format!("{} {label} on {env}", self.result.name())
+            }
             Result::DryRun => {
                 let bundle = self.bundle.as_ref();
                 format!(

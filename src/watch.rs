@@ -360,15 +360,20 @@ mod tests {
         }
     }
 
-    async fn run(script: &Script, min: Health, timeout: Duration) -> Result<Watched> {
-        let started = Instant::now();
-        let target = Target {
+    /// Our update: label v2 of environment e.
+    fn target(request_id: &'static str, min: Health) -> Target<'static> {
+        Target {
             app: "a",
             env: "e",
             label: "v2",
-            request_id: "req",
+            request_id,
             min,
-        };
+        }
+    }
+
+    async fn run(script: &Script, min: Health, timeout: Duration) -> Result<Watched> {
+        let started = Instant::now();
+        let target = target("req", min);
         deploy(script, target, &Cancel::never(), started + timeout, started).await
     }
 
@@ -486,13 +491,7 @@ mod tests {
         let script = Script::new(vec![env("Updating", "Grey", "v1")], vec![]);
         let (cancel, fire) = Cancel::manual();
         let started = Instant::now();
-        let target = Target {
-            app: "a",
-            env: "e",
-            label: "v2",
-            request_id: "req-1",
-            min: Health::Green,
-        };
+        let target = target("req-1", Health::Green);
         let wait = deploy(
             &script,
             target,
